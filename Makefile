@@ -1,0 +1,118 @@
+# tlsoff — one `make` builds everything; `make test` runs the whole suite; `make run` runs the engine.
+#
+# Layout of the build (everything lands in build/):
+#   build/libtlsoff.a      datapath/*.c (except tlsoffd.c) + bpf/*.c loaders: code shared by daemon and tests
+#   build/tlsoffd          datapath/tlsoffd.c + libtlsoff.a
+#   build/tlsoffctl        ctl/*.c + libtlsoff.a (when ctl/ has sources)
+#   build/bpf/X.bpf.o      clang -target bpf from bpf/X.bpf.c; build/bpf/X.skel.h by bpftool gen skeleton
+#   build/tests/unit/X     one Check runner per tests/unit/X.c
+#   build/tests/bin/X      one helper program per tests/bin/X.c (used by host and lab tests)
+# Sources are found by wildcard, so adding a file never needs a Makefile edit.
+
+ifeq ($(origin CC),default)
+CC       := gcc
+endif
+CLANG    ?= clang
+BPFTOOL  ?= bpftool
+PKG_CONFIG ?= pkg-config
+B        := build
+
+PKGS      := openssl libnl-3.0 libnl-genl-3.0 libnl-route-3.0 libbpf
+PKG_CFLAGS := $(shell $(PKG_CONFIG) --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell $(PKG_CONFIG) --libs $(PKGS) 2>/dev/null)
+CHECK_CFLAGS := $(shell $(PKG_CONFIG) --cflags check 2>/dev/null)
+CHECK_LIBS   := $(shell $(PKG_CONFIG) --libs check 2>/dev/null)
+
+# SANITIZE=address,undefined builds everything with those sanitizers (reliability issue).
+ifneq ($(SANITIZE),)
+SAN_FLAGS := -fsanitize=$(SANITIZE) -fno-omit-frame-pointer
+endif
+
+CFLAGS   ?= -O2 -g
+CFLAGS   += -std=gnu11 -Wall -Wextra -Werror -D_GNU_SOURCE -Iinclude -I$(B)/bpf $(PKG_CFLAGS) $(SAN_FLAGS)
+LDFLAGS  += $(SAN_FLAGS)
+LDLIBS   += $(PKG_LIBS) -lpthread
+
+BPF_SRCS   := $(wildcard bpf/*.bpf.c)
+BPF_OBJS   := $(patsubst bpf/%.bpf.c,$(B)/bpf/%.bpf.o,$(BPF_SRCS))
+BPF_SKELS  := $(patsubst bpf/%.bpf.c,$(B)/bpf/%.skel.h,$(BPF_SRCS))
+BPF_USER   := $(filter-out $(BPF_SRCS),$(wildcard bpf/*.c))
+
+LIB_SRCS   := $(filter-out datapath/tlsoffd.c,$(wildcard datapath/*.c)) $(BPF_USER)
+LIB_OBJS   := $(patsubst %.c,$(B)/obj/%.o,$(LIB_SRCS))
+LIB        := $(B)/libtlsoff.a
+
+CTL_SRCS   := $(wildcard ctl/*.c)
+CTL_OBJS   := $(patsubst %.c,$(B)/obj/%.o,$(CTL_SRCS))
+
+UNIT_SRCS  := $(wildcard tests/unit/*.c)
+UNIT_BINS  := $(patsubst tests/unit/%.c,$(B)/tests/unit/%,$(UNIT_SRCS))
+TBIN_SRCS  := $(wildcard tests/bin/*.c)
+TBIN_BINS  := $(patsubst tests/bin/%.c,$(B)/tests/bin/%,$(TBIN_SRCS))
+
+PROGS := $(if $(wildcard datapath/tlsoffd.c),$(B)/tlsoffd) $(if $(CTL_SRCS),$(B)/tlsoffctl)
+
+.PHONY: all deps test test-unit test-host test-lab test-matrix run lab-shell clean
+all: $(BPF_OBJS) $(BPF_SKELS) $(LIB) $(PROGS) $(UNIT_BINS) $(TBIN_BINS)
+
+deps:
+	@scripts/deps
+
+# --- BPF: libbpf-bootstrap style (x.bpf.c -> x.bpf.o -> x.skel.h) --------------------------------
+# Only UAPI headers are used (no vmlinux.h), so the objects do not depend on the build machine's kernel.
+BPF_CFLAGS := -O2 -g -Wall -Werror -target bpf -D__TARGET_ARCH_x86 -Iinclude \
+	-I/usr/include/$(shell $(CC) -dumpmachine)
+$(B)/bpf/%.bpf.o: bpf/%.bpf.c $(wildcard bpf/*.h include/tlsoff/*.h) | $(B)/bpf
+	$(CLANG) $(BPF_CFLAGS) -c $< -o $@
+$(B)/bpf/%.skel.h: $(B)/bpf/%.bpf.o
+	$(BPFTOOL) gen skeleton $< name $(subst -,_,$*) > $@.tmp && mv $@.tmp $@
+$(B)/bpf:
+	@mkdir -p $@
+
+# --- C ---------------------------------------------------------------------------------------------
+# Every object waits for the skeletons, so a loader's #include "x.skel.h" always finds a fresh one.
+$(B)/obj/%.o: %.c $(wildcard include/tlsoff/*.h) $(BPF_SKELS)
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
+$(LIB): $(LIB_OBJS)
+	@mkdir -p $(dir $@)
+	rm -f $@ && ar rcs $@ $^
+$(B)/tlsoffd: $(B)/obj/datapath/tlsoffd.o $(LIB)
+	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
+$(B)/tlsoffctl: $(CTL_OBJS) $(LIB)
+	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
+$(B)/tests/unit/%: $(B)/obj/tests/unit/%.o $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) $^ $(LDLIBS) $(CHECK_LIBS) -o $@
+$(B)/obj/tests/unit/%.o: CFLAGS += $(CHECK_CFLAGS)
+$(B)/tests/bin/%: $(B)/obj/tests/bin/%.o $(LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
+
+-include $(shell find $(B)/obj -name '*.d' 2>/dev/null)
+
+# --- the README's contract -------------------------------------------------------------------------
+# `make test` and `make run` install what they need themselves (scripts/deps is a quick no-op when done).
+# LAB_KERNELS picks the lab kernels; the default matrix is 6.1 and latest, `make test-matrix` runs all.
+LAB_KERNELS ?= 6.1 latest
+test:
+	@scripts/deps
+	@$(MAKE) --no-print-directory all
+	@scripts/run-tests --lab-kernels "$(LAB_KERNELS)" $(TEST_ARGS)
+test-unit test-host test-lab:
+	@scripts/deps
+	@$(MAKE) --no-print-directory all
+	@scripts/run-tests --only $(patsubst test-%,%,$@) --lab-kernels "$(LAB_KERNELS)" $(TEST_ARGS)
+test-matrix:
+	@$(MAKE) --no-print-directory test LAB_KERNELS="5.10 6.1 6.12 latest"
+run:
+	@scripts/deps
+	@$(MAKE) --no-print-directory all
+	@scripts/run
+KERNEL ?= latest
+lab-shell:
+	@scripts/deps
+	@scripts/ktls-lab --kernel $(KERNEL) --interactive
+
+clean:
+	rm -rf $(B)

@@ -1,0 +1,553 @@
+/* config.c — the command grammar (see include/tlsoff/config.h): one table row per option keyword. */
+#include "tlsoff/config.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
+#include <limits.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <openssl/ssl.h>
+
+static int errf(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int errf(char *err, size_t errlen, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+	return -1;
+}
+
+/* ---- words ------------------------------------------------------------------------------------- */
+
+int cmd_split(char *line, char **argv, int max, char *err, size_t errlen)
+{
+	int argc = 0;
+	char *r = line, *w = line;
+
+	for (;;) {
+		while (*r == ' ' || *r == '\t' || *r == '\r' || *r == '\n')
+			r++;
+		if (*r == '\0' || *r == '#')
+			break;
+		if (argc == max)
+			return errf(err, errlen, "too many words (at most %d)", max);
+		argv[argc++] = w;
+		bool quoted = false;
+		while (*r && (quoted || !(*r == ' ' || *r == '\t' || *r == '\r' || *r == '\n'))) {
+			if (*r == '"') {
+				quoted = !quoted;
+				r++;
+			} else if (*r == '\\' && quoted && (r[1] == '"' || r[1] == '\\')) {
+				*w++ = r[1];
+				r += 2;
+			} else {
+				*w++ = *r++;
+			}
+		}
+		if (quoted)
+			return errf(err, errlen, "unterminated quote");
+		if (*r)
+			r++;
+		*w++ = '\0';
+	}
+	return argc;
+}
+
+/* ---- values ------------------------------------------------------------------------------------ */
+
+static int parse_port(const char *s, uint16_t *port)
+{
+	char *end;
+	errno = 0;
+	unsigned long v = strtoul(s, &end, 10);
+	if (errno || end == s || *end || v == 0 || v > 65535 || !isdigit((unsigned char)*s))
+		return -1;
+	*port = (uint16_t)v;
+	return 0;
+}
+
+int tlsoff_addr_parse(const char *text, bool resolve, struct tlsoff_addr *out, char *err, size_t errlen)
+{
+	char host[256];
+	const char *port_s;
+	uint16_t port;
+
+	memset(out, 0, sizeof(*out));
+	if (strlen(text) >= sizeof(out->text))
+		return errf(err, errlen, "address too long: '%.40s...'", text);
+	if (text[0] == '[') {
+		const char *close = strchr(text, ']');
+		if (!close || close[1] != ':')
+			return errf(err, errlen, "bad address '%s': expected [IPV6]:PORT", text);
+		snprintf(host, sizeof(host), "%.*s", (int)(close - text - 1), text + 1);
+		port_s = close + 2;
+	} else {
+		const char *colon = strrchr(text, ':');
+		if (!colon)
+			return errf(err, errlen, "bad address '%s': expected HOST:PORT", text);
+		if (memchr(text, ':', (size_t)(colon - text)))
+			return errf(err, errlen, "bad address '%s': IPv6 addresses need brackets, e.g. [::1]:443",
+				    text);
+		if ((size_t)(colon - text) >= sizeof(host))
+			return errf(err, errlen, "bad address '%s': host name too long", text);
+		snprintf(host, sizeof(host), "%.*s", (int)(colon - text), text);
+		port_s = colon + 1;
+	}
+	if (parse_port(port_s, &port))
+		return errf(err, errlen, "bad port in '%s': expected 1-65535", text);
+	if (!host[0])
+		return errf(err, errlen, "bad address '%s': empty host", text);
+
+	struct sockaddr_in *sin = (struct sockaddr_in *)&out->ss;
+	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&out->ss;
+	if (inet_pton(AF_INET, host, &sin->sin_addr) == 1) {
+		sin->sin_family = AF_INET;
+		sin->sin_port = htons(port);
+		out->len = sizeof(*sin);
+	} else if (inet_pton(AF_INET6, host, &sin6->sin6_addr) == 1) {
+		sin6->sin6_family = AF_INET6;
+		sin6->sin6_port = htons(port);
+		out->len = sizeof(*sin6);
+	} else if (!resolve) {
+		return errf(err, errlen, "bad address '%s': expected a numeric IPv4 or [IPv6] address", text);
+	} else {
+		struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *res;
+		int rc = getaddrinfo(host, NULL, &hints, &res);
+		if (rc)
+			return errf(err, errlen, "cannot resolve '%s': %s", host, gai_strerror(rc));
+		memcpy(&out->ss, res->ai_addr, res->ai_addrlen);
+		out->len = res->ai_addrlen;
+		if (res->ai_family == AF_INET6)
+			sin6->sin6_port = htons(port);
+		else
+			sin->sin_port = htons(port);
+		freeaddrinfo(res);
+	}
+	snprintf(out->text, sizeof(out->text), "%s", text);
+	return 0;
+}
+
+static int parse_uint(const char *s, unsigned long min, unsigned long max, unsigned *out)
+{
+	char *end;
+	errno = 0;
+	unsigned long v = strtoul(s, &end, 10);
+	if (errno || end == s || *end || !isdigit((unsigned char)*s) || v < min || v > max)
+		return -1;
+	*out = (unsigned)v;
+	return 0;
+}
+
+static bool valid_name(const char *s)
+{
+	size_t n = strlen(s);
+	if (n == 0 || n >= TLSOFF_NAME_MAX)
+		return false;
+	for (; *s; s++)
+		if (!isalnum((unsigned char)*s) && *s != '-' && *s != '_' && *s != '.')
+			return false;
+	return true;
+}
+
+/* "h2,http/1.1" -> "\x02h2\x08http/1.1" */
+static int parse_alpn(const char *s, uint8_t *out, unsigned *len, char *err, size_t errlen)
+{
+	unsigned n = 0;
+	while (*s) {
+		const char *comma = strchr(s, ',');
+		size_t l = comma ? (size_t)(comma - s) : strlen(s);
+		if (l == 0 || l > 255)
+			return errf(err, errlen, "alpn: empty or over-long protocol name");
+		if (n + 1 + l > TLSOFF_ALPN_MAX)
+			return errf(err, errlen, "alpn: list longer than %d bytes", TLSOFF_ALPN_MAX);
+		for (size_t i = 0; i < l; i++)
+			if (!isgraph((unsigned char)s[i]))
+				return errf(err, errlen, "alpn: protocol names are printable ASCII");
+		out[n++] = (uint8_t)l;
+		memcpy(out + n, s, l);
+		n += (unsigned)l;
+		s += l + (comma ? 1 : 0);
+		if (comma && !*s)
+			return errf(err, errlen, "alpn: trailing comma");
+	}
+	*len = n;
+	return 0;
+}
+
+/* ---- the option tables ---------------------------------------------------------------------------- */
+
+enum opt_kind {
+	O_NAME,       /* a reference to another object's name */
+	O_ADDR,       /* numeric ADDR:PORT */
+	O_SERVER,     /* HOST:PORT, repeatable, appended to servers[] */
+	O_CERT,       /* starts a new cert/key pair */
+	O_KEY,        /* completes the last cert/key pair */
+	O_ENUM,
+	O_MS,         /* milliseconds, 1 .. 1 day */
+	O_COUNT,      /* a positive count */
+	O_ALPN,
+};
+
+struct enum_val { const char *word; int value; };
+
+struct cmd_opt {
+	const char *kw;
+	enum opt_kind kind;
+	size_t off;                   /* field in the object's struct */
+	const struct enum_val *vals;  /* O_ENUM: NULL-terminated */
+	bool required;
+};
+
+static const struct enum_val balance_vals[] = {
+	{ "roundrobin", BALANCE_ROUNDROBIN }, { "leastconn", BALANCE_LEASTCONN }, { NULL, 0 } };
+static const struct enum_val proxy_vals[] = { { "v2", 2 }, { NULL, 0 } };
+static const struct enum_val tls_vals[] = { { "1.2", TLS1_2_VERSION }, { "1.3", TLS1_3_VERSION }, { NULL, 0 } };
+static const struct enum_val datapath_vals[] = {
+	{ "auto", DATAPATH_AUTO }, { "splice", DATAPATH_SPLICE }, { "userspace", DATAPATH_USERSPACE },
+	{ NULL, 0 } };
+
+#define BE(f) offsetof(struct backend_conf, f)
+#define FE(f) offsetof(struct frontend_conf, f)
+
+static const struct cmd_opt backend_opts[] = {
+	{ "server", O_SERVER, BE(servers), NULL, true },
+	{ "balance", O_ENUM, BE(balance), balance_vals, false },
+	{ "proxy-protocol", O_ENUM, BE(proxy_protocol), proxy_vals, false },
+	{ "connect-timeout", O_MS, BE(connect_timeout_ms), NULL, false },
+	{ NULL, 0, 0, NULL, false },
+};
+
+static const struct cmd_opt frontend_opts[] = {
+	{ "listen", O_ADDR, FE(listen), NULL, true },
+	{ "cert", O_CERT, FE(certs), NULL, true },
+	{ "key", O_KEY, FE(certs), NULL, true },
+	{ "backend", O_NAME, FE(backend), NULL, true },
+	{ "alpn", O_ALPN, FE(alpn), NULL, false },
+	{ "tls-min", O_ENUM, FE(tls_min), tls_vals, false },
+	{ "datapath", O_ENUM, FE(datapath), datapath_vals, false },
+	{ "handshake-timeout", O_MS, FE(handshake_timeout_ms), NULL, false },
+	{ "idle-timeout", O_MS, FE(idle_timeout_ms), NULL, false },
+	{ "max-conns", O_COUNT, FE(max_conns), NULL, false },
+	{ NULL, 0, 0, NULL, false },
+};
+
+struct object_def {
+	const char *word;
+	enum cmd_object object;
+	const struct cmd_opt *opts;
+};
+
+static const struct object_def objects[] = {
+	{ "backend", CMD_BACKEND, backend_opts },
+	{ "frontend", CMD_FRONTEND, frontend_opts },
+};
+
+static void keyword_list(const struct cmd_opt *opts, char *buf, size_t len)
+{
+	size_t n = 0;
+	buf[0] = '\0';
+	for (const struct cmd_opt *o = opts; o->kw && n < len; o++)
+		n += (size_t)snprintf(buf + n, len - n, "%s%s", n ? ", " : "", o->kw);
+}
+
+static void enum_list(const struct enum_val *v, char *buf, size_t len)
+{
+	size_t n = 0;
+	buf[0] = '\0';
+	for (; v->word && n < len; v++)
+		n += (size_t)snprintf(buf + n, len - n, "%s%s", n ? "|" : "", v->word);
+}
+
+/* Apply one "keyword value" to the object at base. */
+static int apply_opt(const struct cmd_opt *o, const char *val, void *base, const char *what, char *err,
+		     size_t errlen)
+{
+	char *field = (char *)base + o->off;
+	char list[128];
+
+	switch (o->kind) {
+	case O_NAME:
+		if (!valid_name(val))
+			return errf(err, errlen, "%s: %s: bad name '%s' (letters, digits, '-', '_', '.'; at most %d)",
+				    what, o->kw, val, TLSOFF_NAME_MAX - 1);
+		snprintf(field, TLSOFF_NAME_MAX, "%s", val);
+		return 0;
+	case O_ADDR:
+		if (tlsoff_addr_parse(val, false, (struct tlsoff_addr *)field, list, sizeof(list)))
+			return errf(err, errlen, "%s: %s: %s", what, o->kw, list);
+		return 0;
+	case O_SERVER: {
+		struct backend_conf *b = base;
+		if (b->nservers == TLSOFF_MAX_SERVERS)
+			return errf(err, errlen, "%s: at most %d servers", what, TLSOFF_MAX_SERVERS);
+		if (tlsoff_addr_parse(val, true, &b->servers[b->nservers], list, sizeof(list)))
+			return errf(err, errlen, "%s: server: %s", what, list);
+		b->nservers++;
+		return 0;
+	}
+	case O_CERT: {
+		struct frontend_conf *f = base;
+		if (f->ncerts && !f->certs[f->ncerts - 1].key[0])
+			return errf(err, errlen, "%s: cert '%s' has no key (write: cert CHAIN.pem key KEY.pem)",
+				    what, f->certs[f->ncerts - 1].chain);
+		if (f->ncerts == TLSOFF_MAX_CERTS)
+			return errf(err, errlen, "%s: at most %d certificates", what, TLSOFF_MAX_CERTS);
+		if (!*val || strlen(val) >= TLSOFF_PATH_MAX)
+			return errf(err, errlen, "%s: cert: bad path", what);
+		snprintf(f->certs[f->ncerts++].chain, TLSOFF_PATH_MAX, "%s", val);
+		return 0;
+	}
+	case O_KEY: {
+		struct frontend_conf *f = base;
+		if (!f->ncerts || f->certs[f->ncerts - 1].key[0])
+			return errf(err, errlen, "%s: key '%s' must follow its cert (cert CHAIN.pem key KEY.pem)",
+				    what, val);
+		if (!*val || strlen(val) >= TLSOFF_PATH_MAX)
+			return errf(err, errlen, "%s: key: bad path", what);
+		snprintf(f->certs[f->ncerts - 1].key, TLSOFF_PATH_MAX, "%s", val);
+		return 0;
+	}
+	case O_ENUM:
+		for (const struct enum_val *v = o->vals; v->word; v++)
+			if (!strcmp(v->word, val)) {
+				*(int *)field = v->value;   /* enum fields are int-sized */
+				return 0;
+			}
+		enum_list(o->vals, list, sizeof(list));
+		return errf(err, errlen, "%s: %s: '%s' is not one of %s", what, o->kw, val, list);
+	case O_MS:
+		if (parse_uint(val, 1, 86400000, (unsigned *)field))
+			return errf(err, errlen, "%s: %s: '%s' is not a time in milliseconds (1-86400000)", what,
+				    o->kw, val);
+		return 0;
+	case O_COUNT:
+		if (parse_uint(val, 1, 100000000, (unsigned *)field))
+			return errf(err, errlen, "%s: %s: '%s' is not a positive count", what, o->kw, val);
+		return 0;
+	case O_ALPN: {
+		struct frontend_conf *f = base;
+		if (parse_alpn(val, f->alpn, &f->alpn_len, list, sizeof(list)))
+			return errf(err, errlen, "%s: %s", what, list);
+		return 0;
+	}
+	}
+	return errf(err, errlen, "%s: internal error: option kind %d", what, o->kind);
+}
+
+static void defaults(struct cmd *c)
+{
+	if (c->object == CMD_BACKEND) {
+		c->u.backend.connect_timeout_ms = TLSOFF_DEFAULT_CONNECT_TIMEOUT_MS;
+	} else {
+		c->u.frontend.tls_min = TLS1_2_VERSION;
+		c->u.frontend.handshake_timeout_ms = TLSOFF_DEFAULT_HANDSHAKE_TIMEOUT_MS;
+		c->u.frontend.idle_timeout_ms = TLSOFF_DEFAULT_IDLE_TIMEOUT_MS;
+	}
+}
+
+int cmd_parse(int argc, char **argv, struct cmd *out, char *err, size_t errlen)
+{
+	const struct object_def *def = NULL;
+	char what[96], list[256];
+
+	memset(out, 0, sizeof(*out));
+	if (argc < 1)
+		return errf(err, errlen, "empty command");
+	for (size_t i = 0; i < sizeof(objects) / sizeof(objects[0]); i++)
+		if (!strcmp(argv[0], objects[i].word))
+			def = &objects[i];
+	if (!def)
+		return errf(err, errlen, "unknown object '%s' (expected backend or frontend)", argv[0]);
+	out->object = def->object;
+	if (argc < 2)
+		return errf(err, errlen, "%s: missing verb (add or del)", argv[0]);
+	if (!strcmp(argv[1], "add"))
+		out->verb = CMD_ADD;
+	else if (!strcmp(argv[1], "del"))
+		out->verb = CMD_DEL;
+	else
+		return errf(err, errlen, "%s: unknown verb '%s' (expected add or del)", argv[0], argv[1]);
+	if (argc < 3)
+		return errf(err, errlen, "%s %s: missing NAME", argv[0], argv[1]);
+	if (!valid_name(argv[2]))
+		return errf(err, errlen, "%s %s: bad name '%s' (letters, digits, '-', '_', '.'; at most %d)",
+			    argv[0], argv[1], argv[2], TLSOFF_NAME_MAX - 1);
+	snprintf(what, sizeof(what), "%s %s", argv[0], argv[2]);
+
+	if (out->verb == CMD_DEL) {
+		if (argc > 3)
+			return errf(err, errlen, "%s del: unexpected '%s' after the name", argv[0], argv[3]);
+		snprintf(out->u.name, sizeof(out->u.name), "%s", argv[2]);
+		return 0;
+	}
+
+	defaults(out);
+	void *base = &out->u;
+	snprintf((char *)base, TLSOFF_NAME_MAX, "%s", argv[2]);   /* name is the first field of both */
+	unsigned seen = 0;
+	for (int i = 3; i < argc; i += 2) {
+		const struct cmd_opt *o = def->opts;
+		while (o->kw && strcmp(o->kw, argv[i]))
+			o++;
+		if (!o->kw) {
+			keyword_list(def->opts, list, sizeof(list));
+			return errf(err, errlen, "%s: unknown option '%s' (expected one of: %s)", what, argv[i],
+				    list);
+		}
+		unsigned bit = 1u << (o - def->opts);
+		bool repeatable = o->kind == O_SERVER || o->kind == O_CERT || o->kind == O_KEY;
+		if ((seen & bit) && !repeatable)
+			return errf(err, errlen, "%s: option '%s' given twice", what, o->kw);
+		seen |= bit;
+		if (i + 1 >= argc)
+			return errf(err, errlen, "%s: option '%s' needs a value", what, o->kw);
+		if (apply_opt(o, argv[i + 1], base, what, err, errlen))
+			return -1;
+	}
+	for (const struct cmd_opt *o = def->opts; o->kw; o++)
+		if (o->required && !(seen & (1u << (o - def->opts))))
+			return errf(err, errlen, "%s: missing '%s'", what, o->kw);
+	if (out->object == CMD_FRONTEND && !out->u.frontend.certs[out->u.frontend.ncerts - 1].key[0])
+		return errf(err, errlen, "%s: cert '%s' has no key", what,
+			    out->u.frontend.certs[out->u.frontend.ncerts - 1].chain);
+	return 0;
+}
+
+/* ---- the configuration ---------------------------------------------------------------------------- */
+
+static int find_backend(const struct config *cfg, const char *name)
+{
+	for (unsigned i = 0; i < cfg->nbackends; i++)
+		if (!strcmp(cfg->backends[i].name, name))
+			return (int)i;
+	return -1;
+}
+
+static int find_frontend(const struct config *cfg, const char *name)
+{
+	for (unsigned i = 0; i < cfg->nfrontends; i++)
+		if (!strcmp(cfg->frontends[i].name, name))
+			return (int)i;
+	return -1;
+}
+
+static bool same_addr(const struct tlsoff_addr *a, const struct tlsoff_addr *b)
+{
+	return a->len == b->len && !memcmp(&a->ss, &b->ss, a->len);
+}
+
+int config_apply(struct config *cfg, const struct cmd *c, char *err, size_t errlen)
+{
+	if (c->object == CMD_BACKEND && c->verb == CMD_ADD) {
+		if (find_backend(cfg, c->u.backend.name) >= 0)
+			return errf(err, errlen, "backend '%s' already exists", c->u.backend.name);
+		struct backend_conf *n = realloc(cfg->backends, (cfg->nbackends + 1) * sizeof(*n));
+		if (!n)
+			return errf(err, errlen, "out of memory");
+		cfg->backends = n;
+		cfg->backends[cfg->nbackends++] = c->u.backend;
+		return 0;
+	}
+	if (c->object == CMD_FRONTEND && c->verb == CMD_ADD) {
+		if (find_frontend(cfg, c->u.frontend.name) >= 0)
+			return errf(err, errlen, "frontend '%s' already exists", c->u.frontend.name);
+		for (unsigned i = 0; i < cfg->nfrontends; i++)
+			if (same_addr(&cfg->frontends[i].listen, &c->u.frontend.listen))
+				return errf(err, errlen, "frontend '%s': %s is already the listen address of '%s'",
+					    c->u.frontend.name, c->u.frontend.listen.text, cfg->frontends[i].name);
+		struct frontend_conf *n = realloc(cfg->frontends, (cfg->nfrontends + 1) * sizeof(*n));
+		if (!n)
+			return errf(err, errlen, "out of memory");
+		cfg->frontends = n;
+		cfg->frontends[cfg->nfrontends++] = c->u.frontend;
+		return 0;
+	}
+	if (c->object == CMD_BACKEND) {
+		int i = find_backend(cfg, c->u.name);
+		if (i < 0)
+			return errf(err, errlen, "no backend '%s'", c->u.name);
+		for (unsigned f = 0; f < cfg->nfrontends; f++)
+			if (!strcmp(cfg->frontends[f].backend, c->u.name))
+				return errf(err, errlen, "backend '%s' is used by frontend '%s'", c->u.name,
+					    cfg->frontends[f].name);
+		cfg->backends[i] = cfg->backends[--cfg->nbackends];
+		return 0;
+	}
+	int i = find_frontend(cfg, c->u.name);
+	if (i < 0)
+		return errf(err, errlen, "no frontend '%s'", c->u.name);
+	cfg->frontends[i] = cfg->frontends[--cfg->nfrontends];
+	return 0;
+}
+
+int config_check(const struct config *cfg, char *err, size_t errlen)
+{
+	for (unsigned i = 0; i < cfg->nfrontends; i++)
+		if (find_backend(cfg, cfg->frontends[i].backend) < 0)
+			return errf(err, errlen, "frontend '%s': no backend '%s'", cfg->frontends[i].name,
+				    cfg->frontends[i].backend);
+	return 0;
+}
+
+void config_free(struct config *cfg)
+{
+	free(cfg->backends);
+	free(cfg->frontends);
+	memset(cfg, 0, sizeof(*cfg));
+}
+
+int config_load(const char *path, struct config *cfg, char *err, size_t errlen)
+{
+	char msg[TLSOFF_ERR_MAX], *line = NULL, *argv[256];
+	size_t cap = 0;
+	unsigned lineno = 0;
+	int rc = 0;
+	struct cmd *c = malloc(sizeof(*c));
+
+	memset(cfg, 0, sizeof(*cfg));
+	FILE *f = fopen(path, "r");
+	if (!f || !c) {
+		free(c);
+		if (f)
+			fclose(f);
+		return errf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+	}
+	while (getline(&line, &cap, f) >= 0) {
+		lineno++;
+		int argc = cmd_split(line, argv, 256, msg, sizeof(msg));
+		if (argc == 0)
+			continue;
+		if (argc < 0 || cmd_parse(argc, argv, c, msg, sizeof(msg)) ||
+		    config_apply(cfg, c, msg, sizeof(msg))) {
+			rc = errf(err, errlen, "%s:%u: %s", path, lineno, msg);
+			break;
+		}
+		if (c->object == CMD_BACKEND && c->verb == CMD_ADD)
+			cfg->backends[cfg->nbackends - 1].line = lineno;
+		else if (c->object == CMD_FRONTEND && c->verb == CMD_ADD)
+			cfg->frontends[cfg->nfrontends - 1].line = lineno;
+	}
+	if (!rc && ferror(f))
+		rc = errf(err, errlen, "%s: read error: %s", path, strerror(errno));
+	if (!rc && config_check(cfg, msg, sizeof(msg))) {
+		unsigned at = 0;
+		for (unsigned i = 0; i < cfg->nfrontends; i++)
+			if (find_backend(cfg, cfg->frontends[i].backend) < 0) {
+				at = cfg->frontends[i].line;
+				break;
+			}
+		rc = errf(err, errlen, "%s:%u: %s", path, at, msg);
+	}
+	free(line);
+	free(c);
+	fclose(f);
+	if (rc)
+		config_free(cfg);
+	return rc;
+}

@@ -1,0 +1,389 @@
+/* conn.c — one client connection: TLS handshake, datapath choice and kTLS handoff, backend connect
+ * (next server on failure), relay, timeouts, and the one log line at close. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <openssl/err.h>
+
+#include "engine.h"
+#include "tlsoff/log.h"
+
+static void addr_text(const struct sockaddr *sa, char *out, size_t len)
+{
+	char host[INET6_ADDRSTRLEN] = "?";
+	unsigned port = 0;
+	if (sa->sa_family == AF_INET) {
+		const struct sockaddr_in *s = (const void *)sa;
+		inet_ntop(AF_INET, &s->sin_addr, host, sizeof(host));
+		port = ntohs(s->sin_port);
+		snprintf(out, len, "%s:%u", host, port);
+	} else if (sa->sa_family == AF_INET6) {
+		const struct sockaddr_in6 *s = (const void *)sa;
+		inet_ntop(AF_INET6, &s->sin6_addr, host, sizeof(host));
+		port = ntohs(s->sin6_port);
+		snprintf(out, len, "[%s]:%u", host, port);
+	} else {
+		snprintf(out, len, "?");
+	}
+}
+
+static void set_reason(struct conn *c, const char *why)
+{
+	c->error = true;
+	if (!c->close_reason)
+		c->close_reason = why;
+}
+
+static int watch(struct conn *c, enum side s)
+{
+	struct epoll_event ev = { .events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET, .data.ptr = &c->ep[s] };
+	return epoll_ctl(c->w->epfd, EPOLL_CTL_ADD, c->fd[s], &ev);
+}
+
+struct conn *conn_new(struct worker *w, struct frontend_rt *fe, int fd, const struct sockaddr *peer)
+{
+	struct conn *c = calloc(1, sizeof(*c));
+	if (!c)
+		return NULL;
+	c->w = w;
+	c->fe = fe;
+	c->fd[CLIENT] = fd;
+	c->fd[BACKEND] = -1;
+	c->up.pipe[0] = c->up.pipe[1] = c->down.pipe[0] = c->down.pipe[1] = -1;
+	c->server = -1;
+	c->ep[CLIENT] = (struct conn_ep){ EP_CONN_CLIENT, c };
+	c->ep[BACKEND] = (struct conn_ep){ EP_CONN_BACKEND, c };
+	c->start_ms = w->now_ms;
+	c->deadline_ms = w->now_ms + fe->conf.handshake_timeout_ms;
+	c->state = CS_HANDSHAKE;
+	addr_text(peer, c->client, sizeof(c->client));
+	if (!(c->ssl = tls_frontend_ssl(fe->tls, fd)) || watch(c, CLIENT) < 0) {
+		SSL_free(c->ssl);
+		free(c);
+		return NULL;
+	}
+	atomic_fetch_add(&fe->refs, 1);
+	c->next = w->conns;
+	if (w->conns)
+		w->conns->prev = c;
+	w->conns = c;
+	w->nconns++;
+	return c;
+}
+
+static const char *datapath_name(enum tlsoff_datapath d)
+{
+	return d == DATAPATH_SPLICE ? "splice" : d == DATAPATH_USERSPACE ? "userspace" : "auto";
+}
+
+void conn_free(struct conn *c)
+{
+	struct worker *w = c->w;
+	struct frontend_rt *fe = c->fe;
+
+	if (c->state != CS_HANDSHAKE || c->error) {
+		char ktls[16];
+		snprintf(ktls, sizeof(ktls), "%s%s%s", c->ktls & KTLS_TX ? "tx" : "", c->ktls == (KTLS_TX | KTLS_RX) ? "+" : "",
+			 c->ktls & KTLS_RX ? "rx" : c->ktls ? "" : "none");
+		log_msg(c->error ? LOG_NOTICE : LOG_INFO,
+			"close frontend=%s client=%s server=%s tls=%s cipher=%s alpn=%s sni=%s datapath=%s%s%s%s "
+			"ktls=%s in=%llu out=%llu ms=%llu reason=\"%s\"",
+			fe->conf.name, c->client, c->server_text[0] ? c->server_text : "-",
+			c->version[0] ? c->version : "-", c->cipher[0] ? c->cipher : "-", c->alpn[0] ? c->alpn : "-",
+			c->sni[0] ? c->sni : "-", datapath_name(c->datapath), c->datapath_why[0] ? " (" : "",
+			c->datapath_why, c->datapath_why[0] ? ")" : "", ktls, (unsigned long long)c->up.bytes,
+			(unsigned long long)c->down.bytes, (unsigned long long)(w->now_ms - c->start_ms),
+			c->close_reason ? c->close_reason : "done");
+	}
+	for (int s = 0; s < 2; s++)
+		if (c->fd[s] >= 0)
+			close(c->fd[s]);          /* closing removes it from epoll */
+	struct flow *fl[2] = { &c->up, &c->down };
+	for (int i = 0; i < 2; i++) {
+		free(fl[i]->buf);
+		for (int p = 0; p < 2; p++)
+			if (fl[i]->pipe[p] >= 0)
+				close(fl[i]->pipe[p]);
+	}
+	if (c->server >= 0)
+		atomic_fetch_sub(&fe->backend->active[c->server], 1);
+	SSL_free(c->ssl);
+	c->ssl = NULL;
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		w->conns = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	w->nconns--;
+	atomic_fetch_sub(&fe->conns, 1);
+	atomic_fetch_sub(&fe->refs, 1);
+	/* The memory goes only after the current batch of epoll events: another event of this batch may
+	 * still point at it (conn_reap). */
+	c->state = CS_DONE;
+	c->next = w->dead;
+	w->dead = c;
+}
+
+void conn_reap(struct worker *w)
+{
+	while (w->dead) {
+		struct conn *c = w->dead;
+		w->dead = c->next;
+		free(c);
+	}
+}
+
+/* ---- backend ---------------------------------------------------------------------------------------- */
+
+static void start_connect(struct conn *c)
+{
+	struct backend_rt *be = c->fe->backend;
+	while (c->attempts < be->conf.nservers) {
+		c->server = backend_pick(be, c->attempts++, c->server);
+		const struct tlsoff_addr *a = &be->conf.servers[c->server];
+		snprintf(c->server_text, sizeof(c->server_text), "%s", a->text);
+		int rc = backend_connect(a, &c->fd[BACKEND]);
+		if (rc == 0 && watch(c, BACKEND) == 0) {
+			atomic_fetch_add(&be->active[c->server], 1);
+			c->state = CS_CONNECT;
+			c->deadline_ms = c->w->now_ms + be->conf.connect_timeout_ms;
+			return;
+		}
+		if (rc == 0) {
+			rc = -errno;
+			close(c->fd[BACKEND]);
+			c->fd[BACKEND] = -1;
+		}
+		log_warn("frontend=%s client=%s: backend %s server %s: %s%s", c->fe->conf.name, c->client,
+			 be->conf.name, a->text, strerror(-rc),
+			 c->attempts < be->conf.nservers ? ", trying the next server" : "");
+	}
+	c->server = -1;
+	set_reason(c, "backend: no server reachable");
+}
+
+/* The current connect attempt failed (err) or timed out (err = ETIMEDOUT): drop it and try the next. */
+static void connect_failed(struct conn *c, int err)
+{
+	struct backend_rt *be = c->fe->backend;
+	log_warn("frontend=%s client=%s: backend %s server %s: connect: %s%s", c->fe->conf.name, c->client,
+		 be->conf.name, c->server_text, strerror(err),
+		 c->attempts < be->conf.nservers ? ", trying the next server" : "");
+	close(c->fd[BACKEND]);
+	c->fd[BACKEND] = -1;
+	c->rd[BACKEND] = c->wr[BACKEND] = false;
+	atomic_fetch_sub(&be->active[c->server], 1);
+	start_connect(c);
+}
+
+static void connected(struct conn *c)
+{
+	int err = 0;
+	socklen_t len = sizeof(err);
+	if (getsockopt(c->fd[BACKEND], SOL_SOCKET, SO_ERROR, &err, &len) < 0)
+		err = errno;
+	if (err) {
+		connect_failed(c, err);
+		return;
+	}
+	if (c->fe->backend->conf.proxy_protocol == 2) {
+		struct sockaddr_storage peer, local;
+		socklen_t pl = sizeof(peer), ll = sizeof(local);
+		getpeername(c->fd[CLIENT], (struct sockaddr *)&peer, &pl);
+		getsockname(c->fd[CLIENT], (struct sockaddr *)&local, &ll);
+		const unsigned char *alpn = NULL;
+		unsigned alpn_len = 0;
+		SSL_get0_alpn_selected(c->ssl, &alpn, &alpn_len);
+		int n = proxy_v2_build(c->pre, sizeof(c->pre), (struct sockaddr *)&peer, (struct sockaddr *)&local,
+				       alpn, alpn_len, c->sni[0] ? c->sni : NULL);
+		if (n < 0) {
+			set_reason(c, "PROXY v2 header: address families differ");
+			return;
+		}
+		c->pre_len = (size_t)n;
+	}
+	int rc = relay_setup(c);
+	if (rc < 0) {
+		set_reason(c, "out of memory or pipes");
+		return;
+	}
+	c->state = CS_RELAY;
+	c->deadline_ms = c->w->now_ms + c->fe->conf.idle_timeout_ms;
+}
+
+/* ---- handshake and datapath choice ------------------------------------------------------------------- */
+
+static void choose_datapath(struct conn *c)
+{
+	const struct ktls_caps *caps = c->w->caps;
+	const SSL_CIPHER *cipher = SSL_get_current_cipher(c->ssl);
+	const struct ktls_cipher *row = ktls_cipher_by_ssl(cipher);
+	int v = SSL_version(c->ssl) == TLS1_3_VERSION;
+
+	c->datapath = DATAPATH_USERSPACE;
+	if (c->fe->conf.datapath == DATAPATH_USERSPACE) {
+		snprintf(c->datapath_why, sizeof(c->datapath_why), "configured");
+		return;
+	}
+	if (!caps->ulp) {
+		snprintf(c->datapath_why, sizeof(c->datapath_why), "kernel has no TLS ULP");
+		return;
+	}
+	if (!row || !(caps->tx[v] & caps->rx[v] & (1u << (row - ktls_ciphers)))) {
+		snprintf(c->datapath_why, sizeof(c->datapath_why), "kernel can't offload %s for %s",
+			 SSL_CIPHER_get_name(cipher), c->version);
+		return;
+	}
+	if (SSL_SESSION_get_max_fragment_length(SSL_get_session(c->ssl)) != TLSEXT_max_fragment_length_DISABLED) {
+		snprintf(c->datapath_why, sizeof(c->datapath_why), "client negotiated max_fragment_length");
+		return;
+	}
+	/* RX first: if it fails nothing is in the kernel yet and OpenSSL keeps the whole connection. */
+	struct ktls_result res;
+	if (ktls_install(c->ssl, c->fd[CLIENT], KTLS_RX, &res) < 0) {
+		snprintf(c->datapath_why, sizeof(c->datapath_why), "%s", res.why);
+		return;
+	}
+	c->ktls = KTLS_RX;
+	if (ktls_install(c->ssl, c->fd[CLIENT], KTLS_TX, &res) < 0) {
+		static __thread char why[200];
+		snprintf(why, sizeof(why), "kTLS TX failed after RX: %s", res.why);
+		set_reason(c, why);
+		return;
+	}
+	c->ktls |= KTLS_TX;
+	c->datapath = DATAPATH_SPLICE;
+	ktls_state_wipe(c->ssl, v == 1);
+}
+
+static void handshake(struct conn *c)
+{
+	ERR_clear_error();
+	int r = SSL_do_handshake(c->ssl);
+	if (r != 1) {
+		int e = SSL_get_error(c->ssl, r);
+		if (e == SSL_ERROR_WANT_READ)
+			c->rd[CLIENT] = false;
+		else if (e == SSL_ERROR_WANT_WRITE)
+			c->wr[CLIENT] = false;
+		else {
+			static __thread char why[200];
+			char ebuf[160];
+			if (e == SSL_ERROR_SYSCALL && !ERR_peek_error())
+				snprintf(why, sizeof(why), "handshake: client %s",
+					 errno ? strerror(errno) : "closed the connection");
+			else
+				snprintf(why, sizeof(why), "handshake: %s", tls_error_string(ebuf, sizeof(ebuf)));
+			set_reason(c, why);
+		}
+		return;
+	}
+	const unsigned char *alpn;
+	unsigned alpn_len;
+	SSL_get0_alpn_selected(c->ssl, &alpn, &alpn_len);
+	snprintf(c->alpn, sizeof(c->alpn), "%.*s", (int)alpn_len, alpn ? (const char *)alpn : "");
+	const char *sni = SSL_get_servername(c->ssl, TLSEXT_NAMETYPE_host_name);
+	snprintf(c->sni, sizeof(c->sni), "%s", sni ? sni : "");
+	snprintf(c->version, sizeof(c->version), "%s", SSL_get_version(c->ssl));
+	snprintf(c->cipher, sizeof(c->cipher), "%s", SSL_CIPHER_get_name(SSL_get_current_cipher(c->ssl)));
+	choose_datapath(c);
+	if (c->error)
+		return;
+	log_debug("frontend=%s client=%s: %s %s, datapath %s%s%s%s", c->fe->conf.name, c->client, c->version,
+		  c->cipher, datapath_name(c->datapath), c->datapath_why[0] ? " (" : "", c->datapath_why,
+		  c->datapath_why[0] ? ")" : "");
+	start_connect(c);
+}
+
+/* ---- relay ------------------------------------------------------------------------------------------- */
+
+static bool flush_pre(struct conn *c)
+{
+	if (c->pre_off == c->pre_len || !c->wr[BACKEND])
+		return false;
+	ssize_t n = send(c->fd[BACKEND], c->pre + c->pre_off, c->pre_len - c->pre_off, MSG_NOSIGNAL);
+	if (n > 0) {
+		c->pre_off += (size_t)n;
+		return true;
+	}
+	if (errno == EAGAIN)
+		c->wr[BACKEND] = false;
+	else
+		set_reason(c, "backend: connection reset");
+	return false;
+}
+
+static void relay(struct conn *c)
+{
+	bool any = false, moved;
+	do {
+		moved = flush_pre(c);
+		if (c->pre_off == c->pre_len) {
+			moved |= relay_pump(c, &c->up);
+			if (!c->error)
+				moved |= relay_pump(c, &c->down);
+		}
+		any |= moved;
+	} while (moved && !c->error);
+	if (any)
+		c->deadline_ms = c->w->now_ms + c->fe->conf.idle_timeout_ms;
+	if (c->up.shut && c->down.shut)
+		c->state = CS_DONE;
+}
+
+static void step(struct conn *c)
+{
+	enum conn_state before;
+	do {
+		before = c->state;
+		switch (c->state) {
+		case CS_HANDSHAKE:
+			handshake(c);
+			break;
+		case CS_CONNECT:
+			if (c->wr[BACKEND])
+				connected(c);
+			break;
+		case CS_RELAY:
+			relay(c);
+			break;
+		case CS_DONE:
+			break;
+		}
+	} while (!c->error && c->state != before && c->state != CS_DONE);
+	if (c->error || c->state == CS_DONE)
+		conn_free(c);
+}
+
+void conn_event(struct conn *c, enum side s, uint32_t events)
+{
+	if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+		c->rd[s] = true;
+	if (events & (EPOLLOUT | EPOLLHUP | EPOLLERR))
+		c->wr[s] = true;
+	step(c);
+}
+
+void conn_timeout(struct conn *c)
+{
+	switch (c->state) {
+	case CS_HANDSHAKE:
+		set_reason(c, "handshake timeout");
+		break;
+	case CS_CONNECT:
+		connect_failed(c, ETIMEDOUT);
+		if (!c->error)
+			return;
+		break;
+	default:
+		set_reason(c, "idle timeout");
+		break;
+	}
+	conn_free(c);
+}

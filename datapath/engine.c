@@ -1,0 +1,354 @@
+/* engine.c — runtime objects from the configuration, listeners, worker threads (epoll loops), accept,
+ * timeouts, and signals: SIGTERM/SIGINT drain with a deadline. */
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "engine.h"
+#include "tlsoff/log.h"
+#include "tlsoff/tickets.h"
+
+#define TICK_MS          250
+#define ACCEPT_PAUSE_MS  100
+#define MAX_EVENTS       256
+
+enum run_state { RUNNING, DRAINING, STOPPING };
+static _Atomic int run_state = RUNNING;
+
+uint64_t now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* ---- listeners ------------------------------------------------------------------------------------- */
+
+static int open_listener(const struct frontend_conf *fc, char *err, size_t errlen)
+{
+	int fd = socket(fc->listen.ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_TCP);
+	int one = 1;
+	if (fd < 0) {
+		snprintf(err, errlen, "frontend %s: socket: %s", fc->name, strerror(errno));
+		return -1;
+	}
+	/* Every worker binds its own socket to the address; the kernel spreads new connections over them. */
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
+	if (fc->listen.ss.ss_family == AF_INET6)
+		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	if (bind(fd, (const struct sockaddr *)&fc->listen.ss, fc->listen.len) < 0 || listen(fd, 4096) < 0) {
+		snprintf(err, errlen, "frontend %s: listen %s: %s", fc->name, fc->listen.text, strerror(errno));
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+static void listener_arm(struct worker *w, struct listener *l, bool on)
+{
+	struct epoll_event ev = { .events = EPOLLIN, .data.ptr = l };
+	epoll_ctl(w->epfd, on ? EPOLL_CTL_ADD : EPOLL_CTL_DEL, l->fd, &ev);
+}
+
+static void accept_ready(struct worker *w, struct listener *l)
+{
+	for (int i = 0; i < 64; i++) {
+		struct sockaddr_storage peer;
+		socklen_t len = sizeof(peer);
+		int fd = accept4(l->fd, (struct sockaddr *)&peer, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd < 0) {
+			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+				/* Out of descriptors: stop accepting for a moment instead of spinning on the event. */
+				log_warn("frontend %s: accept: %s; pausing accepts for %d ms", l->fe->conf.name,
+					 strerror(errno), ACCEPT_PAUSE_MS);
+				listener_arm(w, l, false);
+				l->paused_until_ms = w->now_ms + ACCEPT_PAUSE_MS;
+			}
+			return;
+		}
+		struct frontend_rt *fe = l->fe;
+		int open = atomic_fetch_add(&fe->conns, 1);
+		if (fe->conf.max_conns && (unsigned)open >= fe->conf.max_conns) {
+			atomic_fetch_sub(&fe->conns, 1);
+			log_notice("frontend %s: refused a connection: max-conns %u reached", fe->conf.name,
+				   fe->conf.max_conns);
+			close(fd);
+			continue;
+		}
+		if (!conn_new(w, fe, fd, (struct sockaddr *)&peer)) {
+			atomic_fetch_sub(&fe->conns, 1);
+			log_warn("frontend %s: cannot set up a connection: %s", fe->conf.name, strerror(errno));
+			close(fd);
+		}
+	}
+}
+
+/* ---- workers ---------------------------------------------------------------------------------------- */
+
+static void timers(struct worker *w)
+{
+	for (unsigned i = 0; i < w->nls; i++)
+		if (w->ls[i].paused_until_ms && w->now_ms >= w->ls[i].paused_until_ms && w->ls[i].fd >= 0) {
+			w->ls[i].paused_until_ms = 0;
+			listener_arm(w, &w->ls[i], true);
+		}
+	struct conn *c = w->conns, *next;
+	for (; c; c = next) {
+		next = c->next;                 /* conn_timeout may free c (never another connection) */
+		if (w->now_ms >= c->deadline_ms)
+			conn_timeout(c);
+	}
+}
+
+static void close_listeners(struct worker *w)
+{
+	for (unsigned i = 0; i < w->nls; i++)
+		if (w->ls[i].fd >= 0) {
+			close(w->ls[i].fd);
+			w->ls[i].fd = -1;
+		}
+}
+
+static void *worker_main(void *arg)
+{
+	struct worker *w = arg;
+	struct epoll_event ev[MAX_EVENTS];
+	uint64_t last_tick = now_ms();
+	bool draining = false;
+
+	for (;;) {
+		int n = epoll_wait(w->epfd, ev, MAX_EVENTS, TICK_MS);
+		w->now_ms = now_ms();
+		for (int i = 0; i < n; i++) {
+			enum ep_kind kind = *(enum ep_kind *)ev[i].data.ptr;
+			if (kind == EP_LISTENER) {
+				accept_ready(w, ev[i].data.ptr);
+			} else if (kind == EP_WAKE) {
+				uint64_t v;
+				if (read(w->wakefd, &v, sizeof(v)) < 0)
+					continue;
+			} else {
+				struct conn_ep *e = ev[i].data.ptr;
+				if (e->c->state == CS_DONE)      /* closed earlier in this batch */
+					continue;
+				conn_event(e->c, kind == EP_CONN_CLIENT ? CLIENT : BACKEND, ev[i].events);
+			}
+		}
+		conn_reap(w);
+		int st = atomic_load(&run_state);
+		if (st != RUNNING && !draining) {
+			draining = true;
+			close_listeners(w);
+		}
+		if (st == STOPPING) {
+			while (w->conns) {
+				w->conns->close_reason = "daemon stopping";
+				w->conns->error = true;
+				conn_free(w->conns);
+			}
+			conn_reap(w);
+		}
+		if (draining && !w->conns)
+			break;
+		if (w->now_ms - last_tick >= TICK_MS) {
+			last_tick = w->now_ms;
+			timers(w);
+			conn_reap(w);
+		}
+	}
+	return NULL;
+}
+
+/* ---- setup -------------------------------------------------------------------------------------------- */
+
+struct runtime {
+	struct backend_rt *backends;
+	unsigned nbackends;
+	struct frontend_rt *frontends;
+	unsigned nfrontends;
+	struct worker *workers;
+	unsigned nworkers;
+};
+
+static void runtime_free(struct runtime *rt)
+{
+	for (unsigned i = 0; i < rt->nworkers; i++) {
+		struct worker *w = &rt->workers[i];
+		close_listeners(w);
+		free(w->ls);
+		if (w->epfd >= 0)
+			close(w->epfd);
+		if (w->wakefd >= 0)
+			close(w->wakefd);
+	}
+	for (unsigned i = 0; i < rt->nfrontends; i++)
+		tls_frontend_free(rt->frontends[i].tls);
+	free(rt->workers);
+	free(rt->frontends);
+	free(rt->backends);
+}
+
+/* Build everything before starting anything: a bad certificate or a busy port starts nothing. */
+static int runtime_build(struct runtime *rt, const struct config *cfg, const struct engine_opts *opts,
+			 struct ktls_caps *caps, char *err, size_t errlen)
+{
+	memset(rt, 0, sizeof(*rt));
+	rt->backends = calloc(cfg->nbackends ? cfg->nbackends : 1, sizeof(*rt->backends));
+	rt->frontends = calloc(cfg->nfrontends ? cfg->nfrontends : 1, sizeof(*rt->frontends));
+	rt->workers = calloc(opts->workers, sizeof(*rt->workers));
+	if (!rt->backends || !rt->frontends || !rt->workers) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	for (unsigned i = 0; i < cfg->nbackends; i++)
+		rt->backends[rt->nbackends++].conf = cfg->backends[i];
+	for (unsigned i = 0; i < cfg->nfrontends; i++) {
+		struct frontend_rt *fe = &rt->frontends[rt->nfrontends];
+		char msg[TLSOFF_ERR_MAX];
+		fe->conf = cfg->frontends[i];
+		if (!(fe->tls = tls_frontend_new(&fe->conf, msg, sizeof(msg)))) {
+			snprintf(err, errlen, "frontend %s (line %u): %s", fe->conf.name, fe->conf.line, msg);
+			return -1;
+		}
+		rt->nfrontends++;
+		for (unsigned b = 0; b < rt->nbackends; b++)
+			if (!strcmp(rt->backends[b].conf.name, fe->conf.backend))
+				fe->backend = &rt->backends[b];
+	}
+	for (unsigned i = 0; i < opts->workers; i++) {
+		struct worker *w = &rt->workers[i];
+		w->id = (int)i;
+		w->caps = caps;
+		w->epfd = epoll_create1(EPOLL_CLOEXEC);
+		w->wakefd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+		w->ls = calloc(rt->nfrontends ? rt->nfrontends : 1, sizeof(*w->ls));
+		rt->nworkers++;
+		if (w->epfd < 0 || w->wakefd < 0 || !w->ls) {
+			snprintf(err, errlen, "worker setup: %s", strerror(errno));
+			return -1;
+		}
+		static enum ep_kind wake_kind = EP_WAKE;
+		struct epoll_event ev = { .events = EPOLLIN, .data.ptr = &wake_kind };
+		epoll_ctl(w->epfd, EPOLL_CTL_ADD, w->wakefd, &ev);
+		for (unsigned f = 0; f < rt->nfrontends; f++) {
+			struct listener *l = &w->ls[w->nls];
+			l->kind = EP_LISTENER;
+			l->fe = &rt->frontends[f];
+			if ((l->fd = open_listener(&l->fe->conf, err, errlen)) < 0)
+				return -1;
+			w->nls++;
+			listener_arm(w, l, true);
+		}
+	}
+	return 0;
+}
+
+static void wake_all(struct runtime *rt)
+{
+	uint64_t one = 1;
+	for (unsigned i = 0; i < rt->nworkers; i++)
+		if (write(rt->workers[i].wakefd, &one, sizeof(one)) < 0)
+			log_warn("cannot wake worker %u: %s", i, strerror(errno));
+}
+
+int engine_run(struct config *cfg, const struct engine_opts *opts, const struct ktls_caps *caps_in)
+{
+	struct runtime rt;
+	char err[TLSOFF_ERR_MAX + 64];
+	static struct ktls_caps caps;
+	caps = *caps_in;
+
+	if (tickets_init() < 0) {
+		log_err("cannot create session ticket keys");
+		return 1;
+	}
+	if (runtime_build(&rt, cfg, opts, &caps, err, sizeof(err)) < 0) {
+		log_err("%s", err);
+		runtime_free(&rt);
+		return 1;
+	}
+
+	/* Signals go to this thread only (sigtimedwait below); the workers never see them. */
+	sigset_t set;
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	signal(SIGPIPE, SIG_IGN);   /* SSL_write uses write(2): a reset client must not kill the daemon */
+
+	pthread_t *th = calloc(rt.nworkers, sizeof(*th));
+	bool *joined = calloc(rt.nworkers, sizeof(*joined));
+	for (unsigned i = 0; i < rt.nworkers; i++)
+		if (pthread_create(&th[i], NULL, worker_main, &rt.workers[i]) != 0) {
+			log_err("cannot start worker %u", i);
+			atomic_store(&run_state, STOPPING);
+			wake_all(&rt);
+			for (unsigned j = 0; j < i; j++)
+				pthread_join(th[j], NULL);
+			free(th);
+			free(joined);
+			runtime_free(&rt);
+			return 1;
+		}
+	for (unsigned i = 0; i < rt.nfrontends; i++)
+		log_notice("frontend %s listening on %s -> backend %s (datapath %s)", rt.frontends[i].conf.name,
+			   rt.frontends[i].conf.listen.text, rt.frontends[i].conf.backend,
+			   rt.frontends[i].conf.datapath == DATAPATH_SPLICE ? "splice" :
+			   rt.frontends[i].conf.datapath == DATAPATH_USERSPACE ? "userspace" : "auto");
+	log_notice("tlsoffd ready: %u worker(s), pid %d", rt.nworkers, (int)getpid());
+
+	uint64_t drain_deadline = 0, next_rotate = now_ms() + TICKET_ROTATE_SECONDS * 1000ull;
+	unsigned running = rt.nworkers;
+	while (running) {
+		struct timespec ts = { .tv_sec = 0, .tv_nsec = 200 * 1000000 };
+		int sig = sigtimedwait(&set, NULL, &ts);
+		if (sig == SIGTERM || sig == SIGINT) {
+			if (atomic_load(&run_state) == RUNNING) {
+				log_notice("signal %d: draining (no new connections; %u s for open ones to finish)", sig,
+					   opts->drain_seconds);
+				atomic_store(&run_state, DRAINING);
+				drain_deadline = now_ms() + opts->drain_seconds * 1000ull;
+			} else {
+				log_notice("second signal: stopping now");
+				atomic_store(&run_state, STOPPING);
+			}
+			wake_all(&rt);
+		} else if (sig == SIGHUP) {
+			log_warn("SIGHUP: configuration reload is not implemented yet; running configuration unchanged");
+		}
+		if (drain_deadline && now_ms() >= drain_deadline && atomic_load(&run_state) == DRAINING) {
+			log_notice("drain deadline reached: closing the remaining connections");
+			atomic_store(&run_state, STOPPING);
+			wake_all(&rt);
+		}
+		if (now_ms() >= next_rotate) {
+			tickets_rotate();
+			next_rotate = now_ms() + TICKET_ROTATE_SECONDS * 1000ull;
+		}
+		running = 0;
+		for (unsigned i = 0; i < rt.nworkers; i++)
+			if (!joined[i] && pthread_tryjoin_np(th[i], NULL) == EBUSY)
+				running++;
+			else
+				joined[i] = true;
+	}
+	free(th);
+	free(joined);
+	runtime_free(&rt);
+	tickets_cleanup();
+	log_notice("tlsoffd stopped");
+	return 0;
+}

@@ -1,0 +1,136 @@
+/* engine.h — the daemon's runtime objects, private to datapath/.
+ *
+ * One worker thread per core, each with its own epoll and its own SO_REUSEPORT listener per frontend, so a
+ * connection lives on one thread from accept to close and nothing on the data path takes a lock.
+ * Sockets are registered once, edge-triggered, for IN|OUT|RDHUP; readiness is remembered per side
+ * (conn->rd/wr) and cleared when a syscall says EAGAIN, so the relay never calls epoll_ctl per event.
+ */
+#ifndef TLSOFF_ENGINE_H
+#define TLSOFF_ENGINE_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <openssl/ssl.h>
+
+#include "tlsoff/config.h"
+#include "tlsoff/ktls.h"
+#include "tlsoff/proxy_v2.h"
+#include "tlsoff/tls_ctx.h"
+
+#define RELAY_BUF   (16 * 1024)      /* userspace datapath: one TLS record of plaintext per direction */
+#define PIPE_BYTES  (256 * 1024)     /* splice datapath: pipe size per direction */
+
+enum ep_kind { EP_LISTENER, EP_CONN_CLIENT, EP_CONN_BACKEND, EP_WAKE };
+
+struct backend_rt {
+	struct backend_conf conf;
+	atomic_uint rr;                              /* round robin position */
+	atomic_int active[TLSOFF_MAX_SERVERS];       /* open connections per server (leastconn) */
+	atomic_int refs;
+};
+
+struct frontend_rt {
+	struct frontend_conf conf;
+	struct tls_frontend *tls;
+	struct backend_rt *backend;
+	atomic_int conns;                            /* open connections, all workers (max-conns) */
+	atomic_int refs;
+};
+
+struct listener {
+	enum ep_kind kind;                           /* EP_LISTENER: first, epoll data points here */
+	int fd;
+	struct frontend_rt *fe;
+	uint64_t paused_until_ms;                    /* accept backoff after EMFILE/ENFILE */
+};
+
+enum conn_state { CS_HANDSHAKE, CS_CONNECT, CS_RELAY, CS_DONE };
+enum side { CLIENT = 0, BACKEND = 1 };
+
+/* One direction of the relay: bytes read from side `from` and written to side `to`. */
+struct flow {
+	enum side from, to;
+	/* userspace datapath */
+	uint8_t *buf;
+	size_t off, len;
+	/* splice datapath */
+	int pipe[2];
+	size_t inpipe, cap;                          /* bytes in the pipe, its size */
+	bool pipe_full;                              /* splice into the pipe said EAGAIN with bytes queued */
+	bool eof;                                    /* the source has finished (FIN / close_notify) */
+	bool shut;                                   /* ... and that end was passed on to the destination */
+	int ssl_want;                                /* userspace: this flow's SSL op waits for WANT_READ/WRITE */
+	uint64_t bytes;
+};
+
+struct conn_ep {
+	enum ep_kind kind;                           /* EP_CONN_CLIENT / EP_CONN_BACKEND */
+	struct conn *c;
+};
+
+struct worker;
+
+struct conn {
+	struct conn_ep ep[2];
+	struct worker *w;
+	struct conn *prev, *next;                    /* the worker's list, for timeouts and shutdown */
+	struct frontend_rt *fe;
+	enum conn_state state;
+	int fd[2];
+	bool rd[2], wr[2];                           /* edge-triggered readiness, per side */
+	SSL *ssl;
+	enum tlsoff_datapath datapath;               /* chosen: DATAPATH_SPLICE or DATAPATH_USERSPACE */
+	char datapath_why[168];
+	unsigned ktls;                               /* KTLS_TX | KTLS_RX installed */
+	struct flow up, down;                        /* up: client -> backend, down: backend -> client */
+	int server;                                  /* index into backend servers, -1 before connecting */
+	unsigned attempts;
+	uint8_t pre[PROXY_V2_MAX];                   /* bytes to send to the backend before relaying */
+	size_t pre_len, pre_off;
+	bool close_notify_pending;                   /* splice: alert to send to the client before SHUT_WR */
+	uint64_t start_ms, deadline_ms;
+	char client[64], server_text[80], sni[64];
+	char version[16], cipher[64], alpn[32];
+	const char *close_reason;
+	bool error;
+};
+
+struct worker {
+	int id;
+	int epfd;
+	int wakefd;                                  /* eventfd: stop / drain requests from the main thread */
+	struct listener *ls;
+	unsigned nls;
+	struct conn *conns;                          /* list head */
+	struct conn *dead;                           /* closed during this batch of events, freed after it */
+	unsigned nconns;
+	uint64_t now_ms;
+	struct ktls_caps *caps;
+};
+
+struct engine_opts {
+	unsigned workers;
+	unsigned drain_seconds;
+};
+
+/* engine.c */
+uint64_t now_ms(void);
+int engine_run(struct config *cfg, const struct engine_opts *opts, const struct ktls_caps *caps);
+
+/* conn.c: the per-connection state machine */
+struct conn *conn_new(struct worker *w, struct frontend_rt *fe, int fd, const struct sockaddr *peer);
+void conn_event(struct conn *c, enum side s, uint32_t events);
+void conn_timeout(struct conn *c);
+void conn_free(struct conn *c);                /* log, close, unlink; memory freed by conn_reap */
+void conn_reap(struct worker *w);
+
+/* relay.c: move bytes; returns true if anything moved. Sets c->error/close_reason on failure. */
+bool relay_pump(struct conn *c, struct flow *f);
+int relay_setup(struct conn *c);
+
+/* backend.c */
+int backend_pick(struct backend_rt *be, unsigned attempt, int previous);
+int backend_connect(const struct tlsoff_addr *a, int *fd);
+
+#endif

@@ -1,0 +1,305 @@
+/* relay.c — move plaintext between the client and the backend, one direction (struct flow) at a time.
+ *
+ * splice datapath: the client socket has kTLS TX+RX. socket -> pipe -> socket with splice(2): the kernel
+ *   decrypts on the way into the pipe and encrypts on the way out; userspace never sees a byte. A non-data
+ *   record (alert, KeyUpdate) makes splice fail with EINVAL: fetch it with recvmsg + cmsg and go on.
+ * userspace datapath: SSL_read/SSL_write through a one-record buffer (kernels without kTLS, or sessions
+ *   the kernel can't take).
+ * Backpressure: a direction reads only while its buffer/pipe has room, so a slow side stops its peer.
+ * Half-close: an EOF is passed on (SHUT_WR to the backend; close_notify + SHUT_WR to the client) only
+ *   after every byte before it was delivered.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <openssl/err.h>
+
+#include "engine.h"
+#include "tlsoff/ktls_record.h"
+#include "tlsoff/log.h"
+
+static bool fail(struct conn *c, const char *reason)
+{
+	c->error = true;
+	if (!c->close_reason)
+		c->close_reason = reason;
+	return false;
+}
+
+static bool fail_errno(struct conn *c, enum side s, int e)
+{
+	static __thread char why[96];
+	snprintf(why, sizeof(why), "%s: %s", s == CLIENT ? "client" : "backend",
+		 e == EPIPE || e == ECONNRESET ? "connection reset" : strerror(e));
+	return fail(c, why);
+}
+
+/* The end of a direction goes on to its destination once everything before it was delivered. */
+static bool pass_eof(struct conn *c, struct flow *f)
+{
+	if (!f->eof || f->shut || f->len || f->inpipe)
+		return false;
+	if (f->to == CLIENT) {
+		if (c->datapath == DATAPATH_USERSPACE) {
+			int r = SSL_shutdown(c->ssl);           /* sends close_notify */
+			if (r < 0) {
+				int e = SSL_get_error(c->ssl, r);
+				if (e == SSL_ERROR_WANT_WRITE) {
+					c->wr[CLIENT] = false;
+					return false;
+				}
+				ERR_clear_error();              /* the peer is gone: nothing to tell it */
+			}
+		} else if (c->ktls & KTLS_TX) {
+			if (ktls_send_close_notify(c->fd[CLIENT]) < 0) {
+				if (errno == EAGAIN) {
+					c->wr[CLIENT] = false;
+					return false;
+				}
+			}
+		}
+	}
+	shutdown(c->fd[f->to], SHUT_WR);
+	f->shut = true;
+	return true;
+}
+
+/* ---- userspace datapath ------------------------------------------------------------------------- */
+
+static const char *ssl_reason(struct conn *c, const char *who)
+{
+	static __thread char why[160];
+	char ebuf[120];
+	snprintf(why, sizeof(why), "%s: TLS error: %s", who, tls_error_string(ebuf, sizeof(ebuf)));
+	(void)c;
+	return why;
+}
+
+/* Returns true if the SSL op may be retried now, given what it last waited for. */
+static bool ssl_ready(struct conn *c, struct flow *f, bool reading)
+{
+	if (f->ssl_want == SSL_ERROR_WANT_WRITE)
+		return c->wr[CLIENT];
+	if (f->ssl_want == SSL_ERROR_WANT_READ)
+		return c->rd[CLIENT] || (reading && SSL_has_pending(c->ssl));
+	return reading ? (c->rd[CLIENT] || SSL_has_pending(c->ssl)) : c->wr[CLIENT];
+}
+
+/* Classify a failed SSL_read/SSL_write. Returns true if the connection may go on. */
+static bool ssl_blocked(struct conn *c, struct flow *f, int r)
+{
+	int e = SSL_get_error(c->ssl, r);
+	switch (e) {
+	case SSL_ERROR_WANT_READ:
+		c->rd[CLIENT] = false;
+		f->ssl_want = e;
+		return true;
+	case SSL_ERROR_WANT_WRITE:
+		c->wr[CLIENT] = false;
+		f->ssl_want = e;
+		return true;
+	case SSL_ERROR_ZERO_RETURN:                     /* close_notify */
+		f->eof = true;
+		return true;
+	case SSL_ERROR_SYSCALL:
+		if (errno == 0 || errno == EAGAIN) {
+			f->eof = true;
+			return true;
+		}
+		ERR_clear_error();
+		return fail_errno(c, CLIENT, errno);
+	default:
+		if (ERR_GET_REASON(ERR_peek_error()) == SSL_R_UNEXPECTED_EOF_WHILE_READING) {
+			ERR_clear_error();               /* FIN without close_notify: an end, logged as such */
+			if (!c->close_reason)
+				c->close_reason = "client closed without close_notify";
+			f->eof = true;
+			return true;
+		}
+		return fail(c, ssl_reason(c, "client"));
+	}
+}
+
+static bool pump_user(struct conn *c, struct flow *f)
+{
+	bool moved = false;
+
+	if (!f->eof && f->len == 0) {                   /* fill */
+		if (f->from == CLIENT) {
+			if (ssl_ready(c, f, true)) {
+				int r = SSL_read(c->ssl, f->buf, RELAY_BUF);
+				if (r > 0) {
+					f->ssl_want = 0;
+					f->off = 0;
+					f->len = (size_t)r;
+					moved = true;
+				} else if (!ssl_blocked(c, f, r)) {
+					return false;
+				} else if (f->eof) {
+					moved = true;
+				}
+			}
+		} else if (c->rd[BACKEND]) {
+			ssize_t n = read(c->fd[BACKEND], f->buf, RELAY_BUF);
+			if (n > 0) {
+				f->off = 0;
+				f->len = (size_t)n;
+				moved = true;
+			} else if (n == 0) {
+				f->eof = moved = true;
+			} else if (errno == EAGAIN) {
+				c->rd[BACKEND] = false;
+			} else {
+				return fail_errno(c, BACKEND, errno);
+			}
+		}
+	}
+	if (f->len) {                                   /* drain */
+		if (f->to == BACKEND) {
+			if (c->wr[BACKEND]) {
+				ssize_t n = send(c->fd[BACKEND], f->buf + f->off, f->len, MSG_NOSIGNAL);
+				if (n > 0) {
+					f->off += (size_t)n;
+					f->len -= (size_t)n;
+					f->bytes += (uint64_t)n;
+					moved = true;
+				} else if (errno == EAGAIN) {
+					c->wr[BACKEND] = false;
+				} else {
+					return fail_errno(c, BACKEND, errno);
+				}
+			}
+		} else if (ssl_ready(c, f, false)) {
+			int r = SSL_write(c->ssl, f->buf + f->off, (int)f->len);
+			if (r > 0) {
+				f->ssl_want = 0;
+				f->off += (size_t)r;
+				f->len -= (size_t)r;
+				f->bytes += (uint64_t)r;
+				moved = true;
+			} else if (!ssl_blocked(c, f, r)) {
+				return false;
+			}
+		}
+	}
+	return pass_eof(c, f) || moved;
+}
+
+/* ---- splice datapath ---------------------------------------------------------------------------- */
+
+/* The kernel stopped at a record that is not application data. */
+static bool control_record(struct conn *c, struct flow *f)
+{
+	uint8_t buf[16640], type;
+	ssize_t n = ktls_recv_record(c->fd[CLIENT], buf, sizeof(buf), &type);
+	if (n < 0) {
+		if (errno == EAGAIN) {
+			c->rd[CLIENT] = false;
+			return false;
+		}
+		if (errno == EBADMSG)
+			return fail(c, "client: record failed authentication (bad MAC)");
+		return fail_errno(c, CLIENT, errno);
+	}
+	if (n == 0) {
+		f->eof = true;
+		return true;
+	}
+	switch (type) {
+	case TLS_RECORD_DATA:                           /* raced with splice: pass it on (rare) */
+		if (write(f->pipe[1], buf, (size_t)n) != n)
+			return fail(c, "pipe write failed");
+		f->inpipe += (size_t)n;
+		return true;
+	case TLS_RECORD_ALERT:
+		if (n >= 2 && buf[1] == 0) {                 /* close_notify */
+			f->eof = true;
+			return true;
+		} else {
+			static __thread char why[96];
+			snprintf(why, sizeof(why), "client sent alert: %s",
+				 n >= 2 ? SSL_alert_desc_string_long(buf[1]) : "(truncated)");
+			return fail(c, why);
+		}
+	case TLS_RECORD_HANDSHAKE:
+		if (buf[0] == 24)                           /* KeyUpdate */
+			return fail(c, "client sent KeyUpdate: rekey is not supported on this connection");
+		return fail(c, "client sent an unexpected post-handshake message");
+	default:
+		return fail(c, "client sent a record of unknown type");
+	}
+}
+
+static bool pump_splice(struct conn *c, struct flow *f)
+{
+	bool moved = false;
+
+	if (!f->eof && !f->pipe_full && f->inpipe < f->cap && c->rd[f->from]) {
+		ssize_t n = splice(c->fd[f->from], NULL, f->pipe[1], NULL, f->cap - f->inpipe,
+				   SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+		if (n > 0) {
+			f->inpipe += (size_t)n;
+			moved = true;
+		} else if (n == 0) {
+			f->eof = moved = true;
+		} else if (errno == EAGAIN) {
+			/* Either the socket is empty or the pipe ran out of slots (partial pages): only an empty
+			 * pipe tells them apart. */
+			if (f->inpipe)
+				f->pipe_full = true;
+			else
+				c->rd[f->from] = false;
+		} else if (errno == EINVAL && f->from == CLIENT && (c->ktls & KTLS_RX)) {
+			moved = control_record(c, f);
+			if (c->error)
+				return false;
+		} else {
+			return fail_errno(c, f->from, errno);
+		}
+	}
+	if (f->inpipe && c->wr[f->to]) {
+		/* No SPLICE_F_MORE: on a kTLS socket it would hold back a partial record until more data came. */
+		ssize_t n = splice(f->pipe[0], NULL, c->fd[f->to], NULL, f->inpipe, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+		if (n > 0) {
+			f->inpipe -= (size_t)n;
+			f->bytes += (uint64_t)n;
+			f->pipe_full = false;
+			moved = true;
+		} else if (n < 0 && errno == EAGAIN) {
+			c->wr[f->to] = false;
+		} else {
+			return fail_errno(c, f->to, n < 0 ? errno : EPIPE);
+		}
+	}
+	return pass_eof(c, f) || moved;
+}
+
+bool relay_pump(struct conn *c, struct flow *f)
+{
+	return c->datapath == DATAPATH_SPLICE ? pump_splice(c, f) : pump_user(c, f);
+}
+
+int relay_setup(struct conn *c)
+{
+	struct flow *fl[2] = { &c->up, &c->down };
+	c->up.from = CLIENT, c->up.to = BACKEND;
+	c->down.from = BACKEND, c->down.to = CLIENT;
+	for (int i = 0; i < 2; i++) {
+		struct flow *f = fl[i];
+		f->pipe[0] = f->pipe[1] = -1;
+		if (c->datapath == DATAPATH_USERSPACE) {
+			if (!(f->buf = malloc(RELAY_BUF)))
+				return -ENOMEM;
+		} else {
+			if (pipe2(f->pipe, O_NONBLOCK | O_CLOEXEC) < 0)
+				return -errno;
+			int sz = fcntl(f->pipe[0], F_SETPIPE_SZ, PIPE_BYTES);  /* pipe-max-size may refuse */
+			f->cap = sz > 0 ? (size_t)sz : (size_t)fcntl(f->pipe[0], F_GETPIPE_SZ);
+		}
+	}
+	return 0;
+}

@@ -1,0 +1,171 @@
+/* tlsoffd — the tlsoff engine: terminate TLS, hand the record keys to the kernel, splice plaintext to
+ * backends. See tlsoffd --help and docs/architecture.md. */
+#include <getopt.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "engine.h"
+#include "tlsoff/config.h"
+#include "tlsoff/ktls.h"
+#include "tlsoff/log.h"
+
+#define TLSOFFD_VERSION "0.1.0"
+
+static void usage(FILE *out)
+{
+	fputs("usage: tlsoffd -f FILE [options]     serve the configuration in FILE\n"
+	      "       tlsoffd -f FILE --check        parse and load FILE (certificates too), then exit\n"
+	      "       tlsoffd --probe [-j]           report the kernel's kTLS capabilities (-j: JSON)\n"
+	      "       tlsoffd --version | --help\n"
+	      "options:\n"
+	      "  -w, --workers N          worker threads (default: one per CPU)\n"
+	      "  -l, --log-level LEVEL    error|warning|notice|info|debug (default info: one line per connection)\n"
+	      "      --syslog             log to syslog instead of stderr\n"
+	      "      --drain-timeout S    on SIGTERM, wait up to S seconds for open connections (default 30)\n",
+	      out);
+}
+
+static int probe(bool json)
+{
+	struct ktls_caps caps;
+	if (ktls_probe(&caps) < 0) {
+		fprintf(stderr, "tlsoffd: cannot probe kTLS: %s\n", caps.why);
+		return 1;
+	}
+	/* Exit 0 whether or not kTLS is there: the probe itself succeeded. */
+	return ktls_caps_print(&caps, json, stdout) < 0 ? 1 : 0;
+}
+
+/* One line saying what the engine will do for kTLS on this kernel, and why. */
+static void log_kernel(const struct ktls_caps *caps)
+{
+	if (!caps->ulp) {
+		log_notice("kernel %s: kTLS unavailable (%s): every connection uses the userspace datapath",
+			   caps->release, caps->why);
+		return;
+	}
+	char list[256] = "";
+	size_t n = 0;
+	for (int v = 0; v < 2; v++)
+		for (size_t i = 0; i < ktls_cipher_count; i++)
+			if (caps->tx[v] & caps->rx[v] & (1u << i))
+				n += (size_t)snprintf(list + n, sizeof(list) - n, "%sTLS1.%d/%s", n ? " " : "", 2 + v,
+						      ktls_ciphers[i].name);
+	log_notice("kernel %s: kTLS TX+RX for %s; rekey %s", caps->release, n ? list : "nothing",
+		   caps->rekey ? "yes" : "no");
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "file", required_argument, NULL, 'f' },  { "check", no_argument, NULL, 'c' },
+		{ "probe", no_argument, NULL, 'P' },       { "json", no_argument, NULL, 'j' },
+		{ "workers", required_argument, NULL, 'w' }, { "log-level", required_argument, NULL, 'l' },
+		{ "syslog", no_argument, NULL, 'S' },      { "drain-timeout", required_argument, NULL, 'D' },
+		{ "version", no_argument, NULL, 'V' },     { "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *file = NULL;
+	bool check = false, want_probe = false, json = false, use_syslog = false;
+	int level = LOG_INFO, opt;
+	long n;
+	struct engine_opts eo = { .workers = 0, .drain_seconds = 30 };
+
+	while ((opt = getopt_long(argc, argv, "f:jw:l:h", longopts, NULL)) != -1) {
+		switch (opt) {
+		case 'f': file = optarg; break;
+		case 'c': check = true; break;
+		case 'P': want_probe = true; break;
+		case 'j': json = true; break;
+		case 'S': use_syslog = true; break;
+		case 'w':
+			n = strtol(optarg, NULL, 10);
+			if (n < 1 || n > 1024) {
+				fprintf(stderr, "tlsoffd: --workers: expected 1-1024, got '%s'\n", optarg);
+				return 2;
+			}
+			eo.workers = (unsigned)n;
+			break;
+		case 'D':
+			n = strtol(optarg, NULL, 10);
+			if (n < 0 || n > 86400) {
+				fprintf(stderr, "tlsoffd: --drain-timeout: expected 0-86400 seconds, got '%s'\n", optarg);
+				return 2;
+			}
+			eo.drain_seconds = (unsigned)n;
+			break;
+		case 'l':
+			if ((level = log_level_parse(optarg)) < 0) {
+				fprintf(stderr, "tlsoffd: --log-level: expected error|warning|notice|info|debug, got '%s'\n",
+					optarg);
+				return 2;
+			}
+			break;
+		case 'V':
+			printf("tlsoffd %s (%s)\n", TLSOFFD_VERSION, OpenSSL_version(OPENSSL_VERSION));
+			return 0;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "tlsoffd: unexpected argument '%s'\n", argv[optind]);
+		usage(stderr);
+		return 2;
+	}
+	if (want_probe)
+		return probe(json);
+	if (!file) {
+		fprintf(stderr, "tlsoffd: no configuration: use -f FILE (see --help)\n");
+		return 2;
+	}
+
+	log_init("tlsoffd", level, use_syslog);
+	struct config cfg;
+	char err[TLSOFF_ERR_MAX + TLSOFF_PATH_MAX];
+	if (config_load(file, &cfg, err, sizeof(err)) < 0) {
+		fprintf(stderr, "tlsoffd: %s\n", err);
+		return 1;
+	}
+	if (cfg.nfrontends == 0) {
+		fprintf(stderr, "tlsoffd: %s: no frontend configured\n", file);
+		config_free(&cfg);
+		return 1;
+	}
+	if (check) {   /* certificates and keys load too: the same code the engine runs */
+		for (unsigned i = 0; i < cfg.nfrontends; i++) {
+			struct tls_frontend *tf = tls_frontend_new(&cfg.frontends[i], err, sizeof(err));
+			if (!tf) {
+				fprintf(stderr, "tlsoffd: %s:%u: frontend %s: %s\n", file, cfg.frontends[i].line,
+					cfg.frontends[i].name, err);
+				config_free(&cfg);
+				return 1;
+			}
+			tls_frontend_free(tf);
+		}
+		printf("%s: ok (%u frontends, %u backends)\n", file, cfg.nfrontends, cfg.nbackends);
+		config_free(&cfg);
+		return 0;
+	}
+
+	struct ktls_caps caps;
+	if (ktls_probe(&caps) < 0) {
+		log_warn("cannot probe kTLS (%s): using the userspace datapath", caps.why);
+		memset(&caps, 0, sizeof(caps));
+	}
+	log_kernel(&caps);
+	if (!eo.workers) {
+		long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+		eo.workers = cpus > 0 ? (unsigned)cpus : 1;
+	}
+	int rc = engine_run(&cfg, &eo, &caps);
+	config_free(&cfg);
+	return rc;
+}

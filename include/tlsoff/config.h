@@ -1,0 +1,116 @@
+/* config.h — the command grammar shared by `tlsoffd -f FILE`, `tlsoffctl` and `tlsoffctl -batch`.
+ *
+ *   backend add NAME server HOST:PORT [server HOST:PORT ...] [balance roundrobin|leastconn]
+ *               [proxy-protocol v2] [connect-timeout MS]
+ *   frontend add NAME listen ADDR:PORT cert CHAIN.pem key KEY.pem [cert CHAIN.pem key KEY.pem ...]
+ *               backend NAME [alpn h2,http/1.1] [tls-min 1.2|1.3] [datapath auto|splice|userspace]
+ *               [handshake-timeout MS] [idle-timeout MS] [max-conns N]
+ *   backend del NAME | frontend del NAME
+ *
+ * One parser, table-driven (struct cmd_opt rows), for a file and for a single command line. Errors are a
+ * human-readable message; config_load prefixes "FILE:LINE: ". Nothing here opens sockets or certificates:
+ * the daemon does that after the whole file parsed, so a broken file starts nothing.
+ */
+#ifndef TLSOFF_CONFIG_H
+#define TLSOFF_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#define TLSOFF_NAME_MAX      64
+#define TLSOFF_MAX_SERVERS   64
+#define TLSOFF_MAX_CERTS     16
+#define TLSOFF_ALPN_MAX      128   /* wire format: length-prefixed protocol names */
+#define TLSOFF_ERR_MAX       256
+#define TLSOFF_PATH_MAX      1024
+
+struct tlsoff_addr {
+	struct sockaddr_storage ss;
+	socklen_t len;
+	char text[80];                /* as written: "127.0.0.1:8443", "[::1]:443", "backend.local:80" */
+};
+
+enum tlsoff_balance { BALANCE_ROUNDROBIN, BALANCE_LEASTCONN };
+enum tlsoff_datapath { DATAPATH_AUTO, DATAPATH_SPLICE, DATAPATH_USERSPACE };
+
+struct backend_conf {
+	char name[TLSOFF_NAME_MAX];
+	struct tlsoff_addr servers[TLSOFF_MAX_SERVERS];
+	unsigned nservers;
+	enum tlsoff_balance balance;
+	unsigned proxy_protocol;      /* 0 = off, 2 = PROXY v2 */
+	unsigned connect_timeout_ms;
+	unsigned line;                /* where it was defined (0: not from a file) */
+};
+
+struct cert_conf {
+	char chain[TLSOFF_PATH_MAX];
+	char key[TLSOFF_PATH_MAX];
+};
+
+struct frontend_conf {
+	char name[TLSOFF_NAME_MAX];
+	struct tlsoff_addr listen;
+	struct cert_conf certs[TLSOFF_MAX_CERTS];   /* the first is the default (no SNI match) */
+	unsigned ncerts;
+	char backend[TLSOFF_NAME_MAX];
+	uint8_t alpn[TLSOFF_ALPN_MAX];              /* wire format, as SSL_select_next_proto wants */
+	unsigned alpn_len;
+	int tls_min;                                /* TLS1_2_VERSION or TLS1_3_VERSION */
+	enum tlsoff_datapath datapath;
+	unsigned handshake_timeout_ms, idle_timeout_ms;
+	unsigned max_conns;                         /* 0 = unlimited */
+	unsigned line;
+};
+
+enum cmd_object { CMD_BACKEND, CMD_FRONTEND };
+enum cmd_verb { CMD_ADD, CMD_DEL };
+
+struct cmd {
+	enum cmd_object object;
+	enum cmd_verb verb;
+	union {
+		struct backend_conf backend;
+		struct frontend_conf frontend;
+		char name[TLSOFF_NAME_MAX];           /* del */
+	} u;
+};
+
+struct config {
+	struct backend_conf *backends;
+	unsigned nbackends;
+	struct frontend_conf *frontends;
+	unsigned nfrontends;
+};
+
+/* Defaults applied by cmd_parse when an option is absent. */
+#define TLSOFF_DEFAULT_CONNECT_TIMEOUT_MS   5000
+#define TLSOFF_DEFAULT_HANDSHAKE_TIMEOUT_MS 10000
+#define TLSOFF_DEFAULT_IDLE_TIMEOUT_MS      300000
+
+/* Split a line into words (whitespace; '#' starts a comment; "double quotes" group, \" escapes).
+ * Returns the word count, or -1 with err set (unterminated quote, too many words). Words point into line,
+ * which is modified. */
+int cmd_split(char *line, char **argv, int max, char *err, size_t errlen);
+
+/* Parse one command (argv without the program name). Returns 0, or -1 with err set. */
+int cmd_parse(int argc, char **argv, struct cmd *out, char *err, size_t errlen);
+
+/* Apply a parsed command to a configuration (add/del, names unique, listen addresses unique). */
+int config_apply(struct config *cfg, const struct cmd *c, char *err, size_t errlen);
+
+/* Check cross references (every frontend's backend exists). Returns 0 or -1 with err set. */
+int config_check(const struct config *cfg, char *err, size_t errlen);
+
+/* Load a whole file: every line parsed and applied, then config_check. Errors are "FILE:LINE: message".
+ * On error *cfg is left empty. */
+int config_load(const char *path, struct config *cfg, char *err, size_t errlen);
+
+void config_free(struct config *cfg);
+
+/* Parse "HOST:PORT", "[V6]:PORT" (numeric hosts, or names resolved with getaddrinfo when resolve). */
+int tlsoff_addr_parse(const char *text, bool resolve, struct tlsoff_addr *out, char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,29 @@
+/* tls_ctx.h — a frontend's server-side TLS configuration: one SSL_CTX per certificate, chosen by SNI
+ * (exact names first, then "*." wildcards, else the first certificate), ALPN, safe defaults, and session
+ * ticket keys that rotate (tickets.c). */
+#ifndef TLSOFF_TLS_CTX_H
+#define TLSOFF_TLS_CTX_H
+
+#include <stddef.h>
+#include <openssl/ssl.h>
+#include "tlsoff/config.h"
+
+struct tls_frontend;
+
+/* Load every cert/key of the frontend. Returns NULL with err = "cert FILE: reason" on failure. */
+struct tls_frontend *tls_frontend_new(const struct frontend_conf *fc, char *err, size_t errlen);
+void tls_frontend_free(struct tls_frontend *tf);
+
+/* A new server-side SSL for an accepted socket (non-blocking handshake via SSL_do_handshake). */
+SSL *tls_frontend_ssl(struct tls_frontend *tf, int fd);
+
+/* Index of the certificate SNI name would select (0 = default); exposed for tests and logging. */
+unsigned tls_frontend_pick(const struct tls_frontend *tf, const char *sni);
+
+/* Match one certificate name pattern ("example.com", "*.example.com") against an SNI host name. */
+int tls_name_matches(const char *pattern, const char *host);
+
+/* The first error in OpenSSL's queue as text (and clear the queue), for messages. */
+const char *tls_error_string(char *buf, size_t len);
+
+#endif

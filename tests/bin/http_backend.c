@@ -1,0 +1,281 @@
+/* http_backend — a small real HTTP/1.1 server used as tlsoff's backend in tests and by `make run`.
+ *
+ *   http_backend [-q] ADDR:PORT          serve (one thread per connection, keep-alive)
+ *   http_backend --gen BYTES SEED        print the body GET /bytes/BYTES/SEED returns (for the tests' sha256)
+ *
+ * Routes:
+ *   GET /                  a greeting (for the demo)
+ *   GET /bytes/N/SEED      N pseudo-random bytes (xorshift64*, from SEED)
+ *   PUT|POST /sha256       reads the body (Content-Length or chunked) and answers "SHA256HEX LENGTH\n"
+ *   anything else          404
+ */
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <openssl/evp.h>
+
+#include "tlsoff/config.h"
+
+static int quiet;
+
+struct gen { uint64_t s; };
+
+static void gen_fill(struct gen *g, uint8_t *buf, size_t n)
+{
+	for (size_t i = 0; i < n; i += 8) {
+		g->s ^= g->s >> 12;
+		g->s ^= g->s << 25;
+		g->s ^= g->s >> 27;
+		uint64_t v = g->s * 0x2545F4914F6CDD1DULL;
+		memcpy(buf + i, &v, n - i < 8 ? n - i : 8);
+	}
+}
+
+static void gen_init(struct gen *g, uint64_t seed)
+{
+	g->s = seed * 0x9E3779B97F4A7C15ULL + 0x632BE59BD9B4E019ULL;
+	if (!g->s)
+		g->s = 1;
+}
+
+/* Buffered reader over a socket. */
+struct rd {
+	int fd;
+	char buf[16384];
+	size_t off, len;
+};
+
+static ssize_t rd_fill(struct rd *r)
+{
+	if (r->off == r->len)
+		r->off = r->len = 0;
+	ssize_t n;
+	do
+		n = read(r->fd, r->buf + r->len, sizeof(r->buf) - r->len);
+	while (n < 0 && errno == EINTR);
+	if (n > 0)
+		r->len += (size_t)n;
+	return n;
+}
+
+/* One line without CRLF into out; -1 on EOF/error/too long. */
+static int rd_line(struct rd *r, char *out, size_t cap)
+{
+	size_t n = 0;
+	for (;;) {
+		while (r->off < r->len) {
+			char ch = r->buf[r->off++];
+			if (ch == '\n') {
+				if (n && out[n - 1] == '\r')
+					n--;
+				out[n] = '\0';
+				return 0;
+			}
+			if (n + 1 >= cap)
+				return -1;
+			out[n++] = ch;
+		}
+		if (rd_fill(r) <= 0)
+			return -1;
+	}
+}
+
+/* Read exactly n body bytes into the hash. */
+static int rd_body(struct rd *r, EVP_MD_CTX *md, uint64_t n)
+{
+	while (n) {
+		if (r->off == r->len && rd_fill(r) <= 0)
+			return -1;
+		size_t take = r->len - r->off < n ? r->len - r->off : (size_t)n;
+		EVP_DigestUpdate(md, r->buf + r->off, take);
+		r->off += take;
+		n -= take;
+	}
+	return 0;
+}
+
+static int write_all(int fd, const void *buf, size_t n)
+{
+	const char *p = buf;
+	while (n) {
+		ssize_t w = write(fd, p, n);
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return -1;
+		p += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
+static int respond(int fd, int code, const char *text, const char *body, int keep)
+{
+	char head[256];
+	int n = snprintf(head, sizeof(head),
+			 "HTTP/1.1 %d %s\r\nContent-Type: text/plain\r\nContent-Length: %zu\r\nConnection: %s\r\n\r\n",
+			 code, text, strlen(body), keep ? "keep-alive" : "close");
+	return write_all(fd, head, (size_t)n) || write_all(fd, body, strlen(body));
+}
+
+static int send_bytes(int fd, uint64_t n, uint64_t seed, int keep)
+{
+	char head[256];
+	int hl = snprintf(head, sizeof(head),
+			  "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\nContent-Length: %llu\r\n"
+			  "Connection: %s\r\n\r\n", (unsigned long long)n, keep ? "keep-alive" : "close");
+	if (write_all(fd, head, (size_t)hl))
+		return -1;
+	struct gen g;
+	uint8_t buf[65536];
+	gen_init(&g, seed);
+	while (n) {
+		size_t chunk = n < sizeof(buf) ? (size_t)n : sizeof(buf);
+		gen_fill(&g, buf, sizeof(buf));   /* whole blocks, so the stream does not depend on chunking */
+		if (write_all(fd, buf, chunk))
+			return -1;
+		n -= chunk;
+	}
+	return 0;
+}
+
+static void *serve(void *arg)
+{
+	int fd = (int)(intptr_t)arg;
+	struct rd *r = calloc(1, sizeof(*r));
+	char line[8192], method[16], path[4096];
+	r->fd = fd;
+	for (;;) {
+		if (rd_line(r, line, sizeof(line)) < 0 || sscanf(line, "%15s %4095s", method, path) != 2)
+			break;
+		long long clen = -1;
+		int chunked = 0, keep = 1;
+		for (;;) {   /* headers */
+			if (rd_line(r, line, sizeof(line)) < 0)
+				goto out;
+			if (!line[0])
+				break;
+			if (!strncasecmp(line, "Content-Length:", 15))
+				clen = atoll(line + 15);
+			else if (!strncasecmp(line, "Transfer-Encoding:", 18) && strcasestr(line, "chunked"))
+				chunked = 1;
+			else if (!strncasecmp(line, "Connection:", 11) && strcasestr(line, "close"))
+				keep = 0;
+			else if (!strncasecmp(line, "Expect:", 7) && strcasestr(line, "100-continue"))
+				write_all(fd, "HTTP/1.1 100 Continue\r\n\r\n", 25);
+		}
+		if (!quiet)
+			fprintf(stderr, "http_backend: %s %s\n", method, path);
+		unsigned long long n, seed;
+		int rc;
+		if ((!strcmp(method, "PUT") || !strcmp(method, "POST")) && !strcmp(path, "/sha256")) {
+			EVP_MD_CTX *md = EVP_MD_CTX_new();
+			uint64_t total = 0;
+			EVP_DigestInit_ex(md, EVP_sha256(), NULL);
+			if (chunked) {
+				for (;;) {
+					if (rd_line(r, line, sizeof(line)) < 0) {
+						EVP_MD_CTX_free(md);
+						goto out;
+					}
+					unsigned long long sz = strtoull(line, NULL, 16);
+					if (sz == 0) {
+						while (rd_line(r, line, sizeof(line)) == 0 && line[0])
+							;   /* trailers */
+						break;
+					}
+					if (rd_body(r, md, sz) || rd_line(r, line, sizeof(line)) < 0) {
+						EVP_MD_CTX_free(md);
+						goto out;
+					}
+					total += sz;
+				}
+			} else if (clen > 0) {
+				if (rd_body(r, md, (uint64_t)clen)) {
+					EVP_MD_CTX_free(md);
+					goto out;
+				}
+				total = (uint64_t)clen;
+			}
+			unsigned char dig[32];
+			char body[100];
+			EVP_DigestFinal_ex(md, dig, NULL);
+			EVP_MD_CTX_free(md);
+			for (int i = 0; i < 32; i++)
+				sprintf(body + 2 * i, "%02x", dig[i]);
+			sprintf(body + 64, " %llu\n", (unsigned long long)total);
+			rc = respond(fd, 200, "OK", body, keep);
+		} else if (!strcmp(method, "GET") && sscanf(path, "/bytes/%llu/%llu", &n, &seed) == 2) {
+			rc = send_bytes(fd, n, seed, keep);
+		} else if (!strcmp(method, "GET") && !strcmp(path, "/")) {
+			rc = respond(fd, 200, "OK", "hello from the tlsoff demo backend\n", keep);
+		} else {
+			rc = respond(fd, 404, "Not Found", "not found\n", keep);
+		}
+		if (rc || !keep)
+			break;
+	}
+out:
+	free(r);
+	close(fd);
+	return NULL;
+}
+
+int main(int argc, char **argv)
+{
+	if (argc == 4 && !strcmp(argv[1], "--gen")) {
+		unsigned long long n = strtoull(argv[2], NULL, 10);
+		struct gen g;
+		uint8_t buf[65536];
+		gen_init(&g, strtoull(argv[3], NULL, 10));
+		while (n) {
+			size_t chunk = n < sizeof(buf) ? (size_t)n : sizeof(buf);
+			gen_fill(&g, buf, sizeof(buf));
+			if (write_all(1, buf, chunk))
+				return 1;
+			n -= chunk;
+		}
+		return 0;
+	}
+	if (argc > 1 && !strcmp(argv[1], "-q")) {
+		quiet = 1;
+		argv++, argc--;
+	}
+	if (argc != 2) {
+		fprintf(stderr, "usage: http_backend [-q] ADDR:PORT | --gen BYTES SEED\n");
+		return 2;
+	}
+	struct tlsoff_addr a;
+	char err[256];
+	if (tlsoff_addr_parse(argv[1], false, &a, err, sizeof(err))) {
+		fprintf(stderr, "http_backend: %s\n", err);
+		return 2;
+	}
+	signal(SIGPIPE, SIG_IGN);
+	int one = 1, l = socket(a.ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	setsockopt(l, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (l < 0 || bind(l, (struct sockaddr *)&a.ss, a.len) < 0 || listen(l, 1024) < 0) {
+		fprintf(stderr, "http_backend: listen %s: %s\n", argv[1], strerror(errno));
+		return 1;
+	}
+	for (;;) {
+		int fd = accept4(l, NULL, NULL, SOCK_CLOEXEC);
+		if (fd < 0)
+			continue;
+		pthread_t t;
+		if (pthread_create(&t, NULL, serve, (void *)(intptr_t)fd) == 0)
+			pthread_detach(t);
+		else
+			close(fd);
+	}
+}

@@ -1,0 +1,245 @@
+/* Unit tests for the command grammar shared by tlsoffd -f, tlsoffctl and -batch (datapath/config.c). */
+#include <check.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <openssl/ssl.h>
+
+#include "tlsoff/config.h"
+
+static char err[TLSOFF_ERR_MAX];
+
+/* Parse a command given as one string. */
+static int parse(const char *text, struct cmd *c)
+{
+	static char buf[4096];
+	char *argv[64];
+	snprintf(buf, sizeof(buf), "%s", text);
+	int argc = cmd_split(buf, argv, 64, err, sizeof(err));
+	ck_assert_int_ge(argc, 0);
+	return cmd_parse(argc, argv, c, err, sizeof(err));
+}
+
+static char *write_file(const char *text)
+{
+	static char path[64];
+	snprintf(path, sizeof(path), "/tmp/tlsoff-config-test.XXXXXX");
+	int fd = mkstemp(path);
+	ck_assert_int_ge(fd, 0);
+	ck_assert_int_eq(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+	close(fd);
+	return path;
+}
+
+START_TEST(split_words_quotes_comments)
+{
+	char line[] = "frontend  add \"my \\\"fe\\\"\"\tlisten 1.2.3.4:5 # a comment";
+	char *argv[8];
+	int argc = cmd_split(line, argv, 8, err, sizeof(err));
+	ck_assert_int_eq(argc, 5);
+	ck_assert_str_eq(argv[2], "my \"fe\"");
+	ck_assert_str_eq(argv[4], "1.2.3.4:5");
+
+	char blank[] = "   # only a comment\n";
+	ck_assert_int_eq(cmd_split(blank, argv, 8, err, sizeof(err)), 0);
+
+	char bad[] = "backend add \"oops";
+	ck_assert_int_eq(cmd_split(bad, argv, 8, err, sizeof(err)), -1);
+	ck_assert_str_eq(err, "unterminated quote");
+
+	char many[] = "a b c d";
+	ck_assert_int_eq(cmd_split(many, argv, 3, err, sizeof(err)), -1);
+}
+END_TEST
+
+START_TEST(backend_add_full)
+{
+	struct cmd c;
+	ck_assert_int_eq(parse("backend add web server 127.0.0.1:8080 server [::1]:9090 balance leastconn "
+			       "proxy-protocol v2 connect-timeout 250", &c), 0);
+	ck_assert_int_eq(c.object, CMD_BACKEND);
+	ck_assert_int_eq(c.verb, CMD_ADD);
+	ck_assert_str_eq(c.u.backend.name, "web");
+	ck_assert_uint_eq(c.u.backend.nservers, 2);
+	const struct sockaddr_in *a = (const void *)&c.u.backend.servers[0].ss;
+	ck_assert_int_eq(a->sin_family, AF_INET);
+	ck_assert_int_eq(ntohs(a->sin_port), 8080);
+	ck_assert_uint_eq(ntohl(a->sin_addr.s_addr), 0x7f000001);
+	const struct sockaddr_in6 *b = (const void *)&c.u.backend.servers[1].ss;
+	ck_assert_int_eq(b->sin6_family, AF_INET6);
+	ck_assert_int_eq(ntohs(b->sin6_port), 9090);
+	ck_assert(IN6_IS_ADDR_LOOPBACK(&b->sin6_addr));
+	ck_assert_str_eq(c.u.backend.servers[1].text, "[::1]:9090");
+	ck_assert_int_eq(c.u.backend.balance, BALANCE_LEASTCONN);
+	ck_assert_uint_eq(c.u.backend.proxy_protocol, 2);
+	ck_assert_uint_eq(c.u.backend.connect_timeout_ms, 250);
+}
+END_TEST
+
+START_TEST(backend_defaults)
+{
+	struct cmd c;
+	ck_assert_int_eq(parse("backend add b server localhost:80", &c), 0);
+	ck_assert_int_eq(c.u.backend.balance, BALANCE_ROUNDROBIN);
+	ck_assert_uint_eq(c.u.backend.proxy_protocol, 0);
+	ck_assert_uint_eq(c.u.backend.connect_timeout_ms, TLSOFF_DEFAULT_CONNECT_TIMEOUT_MS);
+	ck_assert_uint_eq(c.u.backend.nservers, 1);   /* localhost resolved */
+}
+END_TEST
+
+START_TEST(frontend_add_full)
+{
+	struct cmd c;
+	ck_assert_int_eq(parse("frontend add edge listen [::]:8443 cert a.pem key a.key cert b.pem key b.key "
+			       "backend web alpn h2,http/1.1 tls-min 1.3 datapath splice handshake-timeout 3000 "
+			       "idle-timeout 60000 max-conns 1000", &c), 0);
+	const struct frontend_conf *f = &c.u.frontend;
+	ck_assert_str_eq(f->name, "edge");
+	ck_assert_int_eq(f->listen.ss.ss_family, AF_INET6);
+	ck_assert_uint_eq(f->ncerts, 2);
+	ck_assert_str_eq(f->certs[0].chain, "a.pem");
+	ck_assert_str_eq(f->certs[0].key, "a.key");
+	ck_assert_str_eq(f->certs[1].chain, "b.pem");
+	ck_assert_str_eq(f->certs[1].key, "b.key");
+	ck_assert_str_eq(f->backend, "web");
+	ck_assert_uint_eq(f->alpn_len, 12);
+	ck_assert_mem_eq(f->alpn, "\x02h2\x08http/1.1", 12);
+	ck_assert_int_eq(f->tls_min, TLS1_3_VERSION);
+	ck_assert_int_eq(f->datapath, DATAPATH_SPLICE);
+	ck_assert_uint_eq(f->handshake_timeout_ms, 3000);
+	ck_assert_uint_eq(f->idle_timeout_ms, 60000);
+	ck_assert_uint_eq(f->max_conns, 1000);
+}
+END_TEST
+
+START_TEST(frontend_defaults)
+{
+	struct cmd c;
+	ck_assert_int_eq(parse("frontend add f listen 127.0.0.1:443 cert c.pem key k.pem backend b", &c), 0);
+	ck_assert_int_eq(c.u.frontend.tls_min, TLS1_2_VERSION);
+	ck_assert_int_eq(c.u.frontend.datapath, DATAPATH_AUTO);
+	ck_assert_uint_eq(c.u.frontend.handshake_timeout_ms, TLSOFF_DEFAULT_HANDSHAKE_TIMEOUT_MS);
+	ck_assert_uint_eq(c.u.frontend.idle_timeout_ms, TLSOFF_DEFAULT_IDLE_TIMEOUT_MS);
+	ck_assert_uint_eq(c.u.frontend.max_conns, 0);
+	ck_assert_uint_eq(c.u.frontend.alpn_len, 0);
+}
+END_TEST
+
+/* Every error names what is wrong in words an operator understands. */
+static const struct { const char *cmd, *msg; } bad_cmds[] = {
+	{ "", "empty command" },
+	{ "listener add x", "unknown object 'listener' (expected backend or frontend)" },
+	{ "backend make x", "backend: unknown verb 'make' (expected add or del)" },
+	{ "backend add", "backend add: missing NAME" },
+	{ "backend add b@d server 1.2.3.4:5", "backend add: bad name 'b@d'" },
+	{ "backend add b", "backend b: missing 'server'" },
+	{ "backend add b server 1.2.3.4", "backend b: server: bad address '1.2.3.4': expected HOST:PORT" },
+	{ "backend add b server 1.2.3.4:0", "backend b: server: bad port in '1.2.3.4:0'" },
+	{ "backend add b server 1.2.3.4:70000", "backend b: server: bad port" },
+	{ "backend add b server ::1:80", "IPv6 addresses need brackets" },
+	{ "backend add b server 1.2.3.4:5 balance random", "'random' is not one of roundrobin|leastconn" },
+	{ "backend add b server 1.2.3.4:5 proxy-protocol v1", "'v1' is not one of v2" },
+	{ "backend add b server 1.2.3.4:5 connect-timeout 0", "connect-timeout: '0' is not a time in milliseconds" },
+	{ "backend add b server 1.2.3.4:5 connect-timeout -5", "is not a time in milliseconds" },
+	{ "backend add b server 1.2.3.4:5 connect-timeout", "option 'connect-timeout' needs a value" },
+	{ "backend add b server 1.2.3.4:5 balance leastconn balance leastconn", "option 'balance' given twice" },
+	{ "backend add b server 1.2.3.4:5 weight 3", "unknown option 'weight' (expected one of: server, balance" },
+	{ "frontend add f cert c key k backend b", "frontend f: missing 'listen'" },
+	{ "frontend add f listen 127.0.0.1:1 backend b", "frontend f: missing 'cert'" },
+	{ "frontend add f listen 127.0.0.1:1 cert c backend b", "frontend f: missing 'key'" },
+	{ "frontend add f listen 127.0.0.1:1 key k cert c backend b", "key 'k' must follow its cert" },
+	{ "frontend add f listen 127.0.0.1:1 cert c key k cert d backend b", "cert 'd' has no key" },
+	{ "frontend add f listen 127.0.0.1:1 cert c cert d key k backend b", "cert 'c' has no key" },
+	{ "frontend add f listen localhost:1 cert c key k backend b", "expected a numeric IPv4 or [IPv6] address" },
+	{ "frontend add f listen 127.0.0.1:1 cert c key k backend b tls-min 1.1", "'1.1' is not one of 1.2|1.3" },
+	{ "frontend add f listen 127.0.0.1:1 cert c key k backend b alpn h2,", "alpn: trailing comma" },
+	{ "frontend add f listen 127.0.0.1:1 cert c key k backend b alpn ,h2", "alpn: empty" },
+	{ "frontend add f listen 127.0.0.1:1 cert c key k backend b max-conns many", "'many' is not a positive count" },
+	{ "frontend add f listen 127.0.0.1:1 cert c key k", "frontend f: missing 'backend'" },
+	{ "frontend del f extra", "frontend del: unexpected 'extra' after the name" },
+};
+
+START_TEST(bad_commands)
+{
+	struct cmd c;
+	ck_assert_msg(parse(bad_cmds[_i].cmd, &c) == -1, "accepted: %s", bad_cmds[_i].cmd);
+	ck_assert_msg(strstr(err, bad_cmds[_i].msg), "'%s': got '%s', want '%s'", bad_cmds[_i].cmd, err,
+		      bad_cmds[_i].msg);
+}
+END_TEST
+
+START_TEST(load_good_file)
+{
+	struct config cfg;
+	const char *path = write_file("# tlsoff\n\n"
+				      "frontend add edge listen 127.0.0.1:8443 cert c.pem key k.pem backend app\n"
+				      "backend add app server 127.0.0.1:8080   # defined after its user: fine\n"
+				      "backend add spare server 127.0.0.1:8081\n"
+				      "backend del spare\n");
+	ck_assert_msg(config_load(path, &cfg, err, sizeof(err)) == 0, "%s", err);
+	ck_assert_uint_eq(cfg.nfrontends, 1);
+	ck_assert_uint_eq(cfg.nbackends, 1);
+	ck_assert_uint_eq(cfg.frontends[0].line, 3);
+	ck_assert_uint_eq(cfg.backends[0].line, 4);
+	config_free(&cfg);
+	unlink(path);
+}
+END_TEST
+
+static const struct { const char *text, *msg; } bad_files[] = {
+	{ "backend add a server 127.0.0.1:1\nbackend add a server 127.0.0.1:2\n", ":2: backend 'a' already exists" },
+	{ "backend add a server 127.0.0.1:1\n\nfrontend add f listen 127.0.0.1:9 cert c key k backend zzz\n",
+	  ":3: frontend 'f': no backend 'zzz'" },
+	{ "backend add a server 127.0.0.1:1\n"
+	  "frontend add f listen 127.0.0.1:9 cert c key k backend a\n"
+	  "frontend add g listen 127.0.0.1:9 cert c key k backend a\n",
+	  ":3: frontend 'g': 127.0.0.1:9 is already the listen address of 'f'" },
+	{ "backend add a server 127.0.0.1:1\nfrontend add f listen 127.0.0.1:9 cert c key k backend a\n"
+	  "backend del a\n", ":3: backend 'a' is used by frontend 'f'" },
+	{ "frontend del nope\n", ":1: no frontend 'nope'" },
+	{ "backend add a server 127.0.0.1:1 \"unterminated\n", ":1: unterminated quote" },
+};
+
+START_TEST(load_bad_file)
+{
+	struct config cfg;
+	const char *path = write_file(bad_files[_i].text);
+	ck_assert_int_eq(config_load(path, &cfg, err, sizeof(err)), -1);
+	ck_assert_msg(strncmp(err, path, strlen(path)) == 0, "error does not start with the file name: %s", err);
+	ck_assert_msg(strstr(err, bad_files[_i].msg), "got '%s', want '%s'", err, bad_files[_i].msg);
+	ck_assert_uint_eq(cfg.nbackends + cfg.nfrontends, 0);   /* nothing half-loaded */
+	unlink(path);
+}
+END_TEST
+
+START_TEST(load_missing_file)
+{
+	struct config cfg;
+	ck_assert_int_eq(config_load("/nonexistent/tlsoff.conf", &cfg, err, sizeof(err)), -1);
+	ck_assert_str_eq(err, "/nonexistent/tlsoff.conf: cannot open: No such file or directory");
+}
+END_TEST
+
+int main(void)
+{
+	Suite *s = suite_create("config");
+	TCase *tc = tcase_create("grammar");
+	tcase_add_test(tc, split_words_quotes_comments);
+	tcase_add_test(tc, backend_add_full);
+	tcase_add_test(tc, backend_defaults);
+	tcase_add_test(tc, frontend_add_full);
+	tcase_add_test(tc, frontend_defaults);
+	tcase_add_loop_test(tc, bad_commands, 0, sizeof(bad_cmds) / sizeof(bad_cmds[0]));
+	tcase_add_test(tc, load_good_file);
+	tcase_add_loop_test(tc, load_bad_file, 0, sizeof(bad_files) / sizeof(bad_files[0]));
+	tcase_add_test(tc, load_missing_file);
+	suite_add_tcase(s, tc);
+	SRunner *sr = srunner_create(s);
+	srunner_run_all(sr, CK_NORMAL);
+	int failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}

@@ -502,6 +502,26 @@ void config_free(struct config *cfg)
 	memset(cfg, 0, sizeof(*cfg));
 }
 
+/* Relative certificate paths in a file are relative to the file's directory, so a configuration and its
+ * certificates can move together. */
+static int resolve_paths(const char *cfgpath, struct frontend_conf *f, char *err, size_t errlen)
+{
+	const char *slash = strrchr(cfgpath, '/');
+	int dirlen = slash ? (int)(slash - cfgpath) : 0;
+	for (unsigned i = 0; i < f->ncerts && slash; i++) {
+		char *paths[2] = { f->certs[i].chain, f->certs[i].key };
+		for (int k = 0; k < 2; k++) {
+			char joined[TLSOFF_PATH_MAX];
+			if (paths[k][0] == '/')
+				continue;
+			if (snprintf(joined, sizeof(joined), "%.*s/%s", dirlen, cfgpath, paths[k]) >= (int)sizeof(joined))
+				return errf(err, errlen, "frontend %s: path too long: %s", f->name, paths[k]);
+			memcpy(paths[k], joined, sizeof(joined));
+		}
+	}
+	return 0;
+}
+
 int config_load(const char *path, struct config *cfg, char *err, size_t errlen)
 {
 	char msg[TLSOFF_ERR_MAX], *line = NULL, *argv[256];
@@ -524,6 +544,8 @@ int config_load(const char *path, struct config *cfg, char *err, size_t errlen)
 		if (argc == 0)
 			continue;
 		if (argc < 0 || cmd_parse(argc, argv, c, msg, sizeof(msg)) ||
+		    (c->object == CMD_FRONTEND && c->verb == CMD_ADD &&
+		     resolve_paths(path, &c->u.frontend, msg, sizeof(msg))) ||
 		    config_apply(cfg, c, msg, sizeof(msg))) {
 			rc = errf(err, errlen, "%s:%u: %s", path, lineno, msg);
 			break;

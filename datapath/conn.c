@@ -141,6 +141,17 @@ void conn_reap(struct worker *w)
 
 /* ---- backend ---------------------------------------------------------------------------------------- */
 
+/* Every server was tried: the close reason says so and names the last failure, which is otherwise only in
+ * a warning line that an operator reading the close line would have to find. */
+static void no_server(struct conn *c, const char *last_server, const char *last_error)
+{
+	static __thread char why[200];
+	snprintf(why, sizeof(why), "backend: no server reachable (%u tried; last %s: %s)", c->attempts,
+		 last_server, last_error);
+	c->server = -1;
+	set_reason(c, why);
+}
+
 static void start_connect(struct conn *c)
 {
 	struct backend_rt *be = c->fe->backend;
@@ -163,23 +174,31 @@ static void start_connect(struct conn *c)
 		log_warn("frontend=%s client=%s: backend %s server %s: %s%s", c->fe->conf.name, c->client,
 			 be->conf.name, a->text, strerror(-rc),
 			 c->attempts < be->conf.nservers ? ", trying the next server" : "");
+		if (c->attempts == be->conf.nservers)
+			no_server(c, a->text, strerror(-rc));
 	}
-	c->server = -1;
-	set_reason(c, "backend: no server reachable");
 }
 
-/* The current connect attempt failed (err) or timed out (err = ETIMEDOUT): drop it and try the next. */
-static void connect_failed(struct conn *c, int err)
+/* The current connect attempt failed (err), or timed out (timed_out: our connect-timeout, not the kernel's
+ * ETIMEDOUT, so the log says which one): drop it and try the next server. */
+static void connect_failed(struct conn *c, int err, bool timed_out)
 {
 	struct backend_rt *be = c->fe->backend;
-	log_warn("frontend=%s client=%s: backend %s server %s: connect: %s%s", c->fe->conf.name, c->client,
-		 be->conf.name, c->server_text, strerror(err),
-		 c->attempts < be->conf.nservers ? ", trying the next server" : "");
+	char what[64];
+	if (timed_out)
+		snprintf(what, sizeof(what), "connect timeout after %u ms", be->conf.connect_timeout_ms);
+	else
+		snprintf(what, sizeof(what), "connect: %s", strerror(err));
+	log_warn("frontend=%s client=%s: backend %s server %s: %s%s", c->fe->conf.name, c->client,
+		 be->conf.name, c->server_text, what, c->attempts < be->conf.nservers ? ", trying the next server" : "");
 	close(c->fd[BACKEND]);
 	c->fd[BACKEND] = -1;
 	c->rd[BACKEND] = c->wr[BACKEND] = false;
 	atomic_fetch_sub(&be->active[c->server], 1);
-	start_connect(c);
+	if (c->attempts == be->conf.nservers)
+		no_server(c, c->server_text, what);
+	else
+		start_connect(c);
 }
 
 static void connected(struct conn *c)
@@ -189,7 +208,7 @@ static void connected(struct conn *c)
 	if (getsockopt(c->fd[BACKEND], SOL_SOCKET, SO_ERROR, &err, &len) < 0)
 		err = errno;
 	if (err) {
-		connect_failed(c, err);
+		connect_failed(c, err, false);
 		return;
 	}
 	if (c->fe->backend->conf.proxy_protocol == 2) {
@@ -377,7 +396,7 @@ void conn_timeout(struct conn *c)
 		set_reason(c, "handshake timeout");
 		break;
 	case CS_CONNECT:
-		connect_failed(c, ETIMEDOUT);
+		connect_failed(c, ETIMEDOUT, true);
 		if (!c->error)
 			return;
 		break;

@@ -56,6 +56,28 @@ static int open_listener(const struct frontend_conf *fc, char *err, size_t errle
 	return fd;
 }
 
+/* SO_REUSEPORT lets every worker bind the same address, but it equally lets a second tlsoffd (or anything
+ * else of the same user with SO_REUSEPORT) bind it: both would then silently share the traffic. So first
+ * bind the address once without SO_REUSEPORT: that fails if anyone listens there already. */
+static int address_free(const struct frontend_conf *fc, char *err, size_t errlen)
+{
+	int fd = socket(fc->listen.ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, IPPROTO_TCP);
+	int one = 1, rc = 0;
+	if (fd < 0) {
+		snprintf(err, errlen, "frontend %s: socket: %s", fc->name, strerror(errno));
+		return -1;
+	}
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));   /* TIME_WAIT leftovers are fine */
+	if (fc->listen.ss.ss_family == AF_INET6)
+		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+	if (bind(fd, (const struct sockaddr *)&fc->listen.ss, fc->listen.len) < 0) {
+		snprintf(err, errlen, "frontend %s: listen %s: %s", fc->name, fc->listen.text, strerror(errno));
+		rc = -1;
+	}
+	close(fd);
+	return rc;
+}
+
 static void listener_arm(struct worker *w, struct listener *l, bool on)
 {
 	struct epoll_event ev = { .events = EPOLLIN, .data.ptr = l };
@@ -223,6 +245,8 @@ static int runtime_build(struct runtime *rt, const struct config *cfg, const str
 			return -1;
 		}
 		rt->nfrontends++;
+		if (address_free(&fe->conf, err, errlen) < 0)
+			return -1;
 		for (unsigned b = 0; b < rt->nbackends; b++)
 			if (!strcmp(rt->backends[b].conf.name, fe->conf.backend))
 				fe->backend = &rt->backends[b];

@@ -38,3 +38,57 @@ wait_port() {
   for i in $(seq $((${2:-10} * 10))); do ss -Htln "sport = :$1" | grep -q . && return 0; sleep 0.1; done
   fail "nothing listens on port $1"
 }
+
+# ---- tlsoffd and its test backend -------------------------------------------------------------------
+# Processes started here are killed when the test exits.
+PIDS=()
+cleanup_pids() { local p; for p in "${PIDS[@]-}"; do [ -n "$p" ] && kill -KILL "$p" 2>/dev/null; done; wait 2>/dev/null || true; }
+trap cleanup_pids EXIT
+
+# start_backend PORT: the HTTP test backend (tests/bin/http_backend) on 127.0.0.1:PORT
+start_backend() {
+  "$B/tests/bin/http_backend" -q "127.0.0.1:$1" 2>>"$T/backend.log" &
+  PIDS+=($!)
+  wait_port "$1"
+}
+
+# start_tlsoffd CONFIG PORT [ARGS...]: tlsoffd -f CONFIG, log in $T/tlsoffd.log; sets TLSOFFD_PID
+start_tlsoffd() {
+  local conf=$1 port=$2; shift 2
+  "$B/tlsoffd" -f "$conf" "$@" 2>>"$T/tlsoffd.log" &
+  TLSOFFD_PID=$!
+  PIDS+=("$TLSOFFD_PID")
+  wait_port "$port"
+}
+
+# fd_count PID: open file descriptors of a process
+fd_count() { ls "/proc/$1/fd" | wc -l; }
+
+# expect_log REGEX [SECONDS]: wait until tlsoffd's log has a matching line
+expect_log() {
+  local i
+  for i in $(seq $((${2:-5} * 10))); do grep -Eq "$1" "$T/tlsoffd.log" && return 0; sleep 0.1; done
+  echo "--- tlsoffd.log:"; tail -n 20 "$T/tlsoffd.log"
+  fail "tlsoffd never logged /$1/"
+}
+
+# gen_file BYTES SEED FILE: the bytes the backend serves at /bytes/BYTES/SEED
+gen_file() { "$B/tests/bin/http_backend" --gen "$1" "$2" >"$3"; }
+
+# check_download URL BYTES SEED [CURL ARGS...]: body's sha256 equals what the backend generated
+check_download() {
+  local url=$1 n=$2 seed=$3; shift 3
+  local got want
+  got=$(curl -sS --fail -k "$@" "$url/bytes/$n/$seed" | sha256sum | cut -d' ' -f1) || fail "curl $* $url/bytes/$n/$seed"
+  want=$("$B/tests/bin/http_backend" --gen "$n" "$seed" | sha256sum | cut -d' ' -f1)
+  [ "$got" = "$want" ] || fail "download $n bytes ($*): sha256 $got, want $want"
+}
+
+# check_upload URL FILE [CURL ARGS...]: the backend's sha256 of the body equals the file's
+check_upload() {
+  local url=$1 file=$2; shift 2
+  local got want
+  got=$(curl -sS --fail -k "$@" -T "$file" "$url/sha256") || fail "curl upload $* $file"
+  want="$(sha256 "$file") $(stat -c %s "$file")"
+  [ "$got" = "$want" ] || fail "upload $(stat -c %s "$file") bytes ($*): backend saw '$got', want '$want'"
+}

@@ -159,7 +159,7 @@ static void *serve(void *arg)
 		if (rd_line(r, line, sizeof(line)) < 0 || sscanf(line, "%15s %4095s", method, path) != 2)
 			break;
 		long long clen = -1;
-		int chunked = 0, keep = 1;
+		int chunked = 0, keep = !strstr(line, "HTTP/1.0");   /* 1.0 closes unless asked to keep */
 		for (;;) {   /* headers */
 			if (rd_line(r, line, sizeof(line)) < 0)
 				goto out;
@@ -171,6 +171,8 @@ static void *serve(void *arg)
 				chunked = 1;
 			else if (!strncasecmp(line, "Connection:", 11) && strcasestr(line, "close"))
 				keep = 0;
+			else if (!strncasecmp(line, "Connection:", 11) && strcasestr(line, "keep-alive"))
+				keep = 1;
 			else if (!strncasecmp(line, "Expect:", 7) && strcasestr(line, "100-continue"))
 				write_all(fd, "HTTP/1.1 100 Continue\r\n\r\n", 25);
 		}

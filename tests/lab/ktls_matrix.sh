@@ -6,7 +6,7 @@
 # ways and the /proc/net/tls_stat deltas itself. This script decides what the kernel under test must be
 # able to do: every combo PASS on 6.1 / 6.12 / latest (all >= 5.11, so ChaCha20 included); on 5.10 (built
 # without CONFIG_TLS) the program must report kTLS unavailable and exit 0 — checked, not assumed.
-# timeout: 240
+# timeout: 300
 source "${TLSOFF_ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}/tests/lib.sh"
 
 bin="$B/tests/bin/ktls_selftest"

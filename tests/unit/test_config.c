@@ -175,7 +175,7 @@ START_TEST(load_good_file)
 {
 	struct config cfg;
 	const char *path = write_file("# tlsoff\n\n"
-				      "frontend add edge listen 127.0.0.1:8443 cert c.pem key k.pem backend app\n"
+				      "frontend add edge listen 127.0.0.1:8443 cert c.pem key /abs/k.pem backend app\n"
 				      "backend add app server 127.0.0.1:8080   # defined after its user: fine\n"
 				      "backend add spare server 127.0.0.1:8081\n"
 				      "backend del spare\n");
@@ -183,7 +183,11 @@ START_TEST(load_good_file)
 	ck_assert_uint_eq(cfg.nfrontends, 1);
 	ck_assert_uint_eq(cfg.nbackends, 1);
 	ck_assert_uint_eq(cfg.frontends[0].line, 3);
+	char want[128];   /* relative certificate paths resolve against the file's directory */
+	snprintf(want, sizeof(want), "%.*s/c.pem", (int)(strrchr(path, '/') - path), path);
+	ck_assert_str_eq(cfg.frontends[0].certs[0].chain, want);
 	ck_assert_uint_eq(cfg.backends[0].line, 4);
+	ck_assert_str_eq(cfg.frontends[0].certs[0].key, "/abs/k.pem");   /* absolute paths stay */
 	config_free(&cfg);
 	unlink(path);
 }

@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# timeout: 400
+# tlsoffd with `datapath splice` on a real kTLS kernel: curl and openssl s_client through tlsoffd to a real
+# HTTP backend, TLS 1.2 and 1.3 with each cipher, downloads and uploads with sha256 equal end to end; every
+# connection is logged with kTLS TX+RX (TLS 1.3 RX included: our own key schedule), /proc/net/tls_stat
+# counts them, and sock_diag (ss) shows the TLS ULP on the open socket. On a kernel without kTLS (5.10)
+# the same transfers pass on the userspace datapath with the reason logged.
+source "${TLSOFF_ROOT:-$(dirname "$0")/../..}/tests/lib.sh"
+need curl openssl ss
+
+ktls=yes
+[ "${TLSOFF_LAB_KERNEL:-}" = 5.10 ] && ktls=no
+BP=$(free_port); FP=$(free_port)
+make_cert edge localhost
+cat >"$T/tlsoff.conf" <<CONF
+backend add app server 127.0.0.1:$BP
+frontend add edge listen 127.0.0.1:$FP cert $T/edge.crt key $T/edge.key backend app datapath splice
+CONF
+start_backend "$BP"
+start_tlsoffd "$T/tlsoff.conf" "$FP" --workers 2
+URL="https://localhost:$FP"
+RESOLVE=(--resolve "localhost:$FP:127.0.0.1" --cacert "$T/edge.crt")
+tx0=$(tls_stat TlsTxSw); rx0=$(tls_stat TlsRxSw)
+
+log "every version x cipher, download and upload ($([ $ktls = yes ] && echo kTLS splice || echo userspace))"
+gen_file 300000 1 "$T/up"
+conns=0
+for c in ECDHE-ECDSA-AES128-GCM-SHA256 ECDHE-ECDSA-AES256-GCM-SHA384 ECDHE-ECDSA-CHACHA20-POLY1305; do
+  check_download "$URL" 1000000 7 "${RESOLVE[@]}" --tlsv1.2 --tls-max 1.2 --ciphers "$c"
+  check_upload "$URL" "$T/up" "${RESOLVE[@]}" --tlsv1.2 --tls-max 1.2 --ciphers "$c"
+  conns=$((conns + 2))
+done
+for c in TLS_AES_128_GCM_SHA256 TLS_AES_256_GCM_SHA384 TLS_CHACHA20_POLY1305_SHA256; do
+  check_download "$URL" 1000000 8 "${RESOLVE[@]}" --tlsv1.3 --tls13-ciphers "$c"
+  check_upload "$URL" "$T/up" "${RESOLVE[@]}" --tlsv1.3 --tls13-ciphers "$c"
+  conns=$((conns + 2))
+done
+
+log "larger transfers both ways"
+check_download "$URL" 16777216 5 "${RESOLVE[@]}"
+gen_file 16777216 6 "$T/up"
+check_upload "$URL" "$T/up" "${RESOLVE[@]}"
+conns=$((conns + 2))
+
+log "openssl s_client, TLS 1.2 and 1.3"
+want=$("$B/tests/bin/http_backend" --gen 5000 3 | sha256sum | cut -d' ' -f1)
+for v in -tls1_2 -tls1_3; do
+  out=$(printf 'GET /bytes/5000/3 HTTP/1.0\r\n\r\n' |
+        timeout 30 openssl s_client -quiet "$v" -connect "127.0.0.1:$FP" -servername localhost 2>/dev/null |
+        sed '1,/^\r$/d' | sha256sum | cut -d' ' -f1)
+  [ "$out" = "$want" ] || fail "s_client $v: body sha256 $out, want $want"
+  conns=$((conns + 1))
+done
+
+expect_log "close .*reason" 5
+closed=$(grep -c ' close ' "$T/tlsoffd.log")
+[ "$closed" -ge "$conns" ] || fail "expected $conns connections logged, got $closed"
+if [ $ktls = yes ]; then
+  spliced=$(grep -c ' close .*datapath=splice ktls=tx+rx ' "$T/tlsoffd.log" || true)
+  [ "$spliced" -eq "$closed" ] || { grep ' close ' "$T/tlsoffd.log" | grep -v 'datapath=splice ktls=tx+rx' | head -5;
+    fail "$spliced of $closed connections had kTLS TX+RX on the splice datapath"; }
+  for v in 1.2 1.3; do
+    grep -q " close .*tls=TLSv$v .*datapath=splice ktls=tx+rx " "$T/tlsoffd.log" || fail "no TLSv$v connection with kTLS TX+RX"
+  done
+  dtx=$(( $(tls_stat TlsTxSw) - tx0 )); drx=$(( $(tls_stat TlsRxSw) - rx0 ))
+  [ "$dtx" -ge "$conns" ] && [ "$drx" -ge "$conns" ] ||
+    fail "tls_stat: TlsTxSw +$dtx, TlsRxSw +$drx for $conns connections"
+  log "tls_stat: TlsTxSw +$dtx, TlsRxSw +$drx for $conns connections"
+
+  log "sock_diag: an open connection shows the TLS ULP in both directions"
+  curl -sS -k "${RESOLVE[@]}" --limit-rate 250k -o "$T/slow" "$URL/bytes/1000000/4" &
+  slow=$!
+  sleep 2
+  ss -tieHn "sport = :$FP" >"$T/ss.out" || true
+  cat "$T/ss.out"
+  grep -q 'tcp-ulp-tls' "$T/ss.out" || fail "ss shows no tcp-ulp-tls on the client leg"
+  grep -q 'rxconf: sw' "$T/ss.out" && grep -q 'txconf: sw' "$T/ss.out" || fail "ss shows no sw rxconf/txconf"
+  wait "$slow" || fail "the slow download failed"
+  [ "$(sha256 "$T/slow")" = "$("$B/tests/bin/http_backend" --gen 1000000 4 | sha256sum | cut -d' ' -f1)" ] ||
+    fail "the slow download's sha256 differs"
+else
+  n=$(grep -c ' close .*datapath=userspace (kernel has no TLS ULP)' "$T/tlsoffd.log" || true)
+  [ "$n" -eq "$closed" ] || fail "$n of $closed connections logged userspace with the reason"
+fi
+kill -0 "$TLSOFFD_PID" || fail "tlsoffd died"
+log "ok"

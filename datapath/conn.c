@@ -92,11 +92,11 @@ void conn_free(struct conn *c)
 			 c->ktls & KTLS_RX ? "rx" : c->ktls ? "" : "none");
 		log_msg(c->error ? LOG_NOTICE : LOG_INFO,
 			"close frontend=%s client=%s server=%s tls=%s cipher=%s alpn=%s sni=%s datapath=%s%s%s%s "
-			"ktls=%s in=%llu out=%llu ms=%llu reason=\"%s\"",
+			"ktls=%s rekeys=%u in=%llu out=%llu ms=%llu reason=\"%s\"",
 			fe->conf.name, c->client, c->server_text[0] ? c->server_text : "-",
 			c->version[0] ? c->version : "-", c->cipher[0] ? c->cipher : "-", c->alpn[0] ? c->alpn : "-",
 			c->sni[0] ? c->sni : "-", datapath_name(c->datapath), c->datapath_why[0] ? " (" : "",
-			c->datapath_why, c->datapath_why[0] ? ")" : "", ktls, (unsigned long long)c->up.bytes,
+			c->datapath_why, c->datapath_why[0] ? ")" : "", ktls, c->rekeys, (unsigned long long)c->up.bytes,
 			(unsigned long long)c->down.bytes, (unsigned long long)(w->now_ms - c->start_ms),
 			c->close_reason ? c->close_reason : "done");
 	}

@@ -88,7 +88,8 @@ struct conn {
 	unsigned attempts;
 	uint8_t pre[PROXY_V2_MAX];                   /* bytes to send to the backend before relaying */
 	size_t pre_len, pre_off;
-	bool close_notify_pending;                   /* splice: alert to send to the client before SHUT_WR */
+	bool key_update_pending;                     /* splice: our KeyUpdate answer is due before more TX */
+	unsigned rekeys;                             /* TLS 1.3 KeyUpdates followed (each direction counts) */
 	uint64_t start_ms, deadline_ms;
 	char client[64], server_text[80], sni[64];
 	char version[16], cipher[64], alpn[32];

@@ -666,3 +666,28 @@ int ktls_install(SSL *ssl, int fd, unsigned dirs, struct ktls_result *res)
 	}
 	return res->installed == dirs ? 0 : -1;
 }
+
+int ktls_key_update(SSL *ssl, int fd, unsigned dir, struct ktls_result *res)
+{
+	struct ktls_state *st = state_get(ssl, false);
+	struct ktls_crypto_info info;
+	int d = dir == KTLS_TX ? D_TX : D_RX;
+
+	memset(res, 0, sizeof(*res));
+	if (!st || SSL_version(ssl) != TLS1_3_VERSION || (dir != KTLS_TX && dir != KTLS_RX))
+		return fail(res, EINVAL, "KeyUpdate: only a TLS 1.3 connection set up by ktls_ctx_setup can rekey");
+	key_update(ssl, st, d);                 /* next-generation secret, sequence back to 0 */
+	if (ktls_derive(ssl, dir, &info, res) < 0)
+		return -1;
+	int rc = setsockopt(fd, SOL_TLS, dir == KTLS_TX ? TLS_TX : TLS_RX, &info.u, (socklen_t)info.len);
+	int err = errno;
+	OPENSSL_cleanse(&info, sizeof(info));
+	if (rc == 0) {
+		res->installed = dir;
+		return 0;
+	}
+	if (err == EBUSY)
+		return fail(res, err, "KeyUpdate: this kernel cannot replace kTLS keys (rekey needs 6.14+)");
+	return fail(res, err, "KeyUpdate: setsockopt(SOL_TLS, TLS_%s) failed: %s", d == D_TX ? "TX" : "RX",
+		    strerror(err));
+}

@@ -191,6 +191,49 @@ static bool pump_user(struct conn *c, struct flow *f)
 
 /* ---- splice datapath ---------------------------------------------------------------------------- */
 
+/* Our answer to a KeyUpdate with update_requested goes out under the old TX key, then TX moves on. */
+static bool flush_key_update(struct conn *c)
+{
+	static const uint8_t key_update[5] = { 24, 0, 0, 1, 0 };   /* KeyUpdate, update_not_requested */
+	struct ktls_result res;
+
+	if (!c->key_update_pending || !c->wr[CLIENT])
+		return c->key_update_pending;
+	if (ktls_send_record(c->fd[CLIENT], TLS_RECORD_HANDSHAKE, key_update, sizeof(key_update)) < 0) {
+		if (errno == EAGAIN) {
+			c->wr[CLIENT] = false;
+			return true;
+		}
+		return !fail_errno(c, CLIENT, errno);
+	}
+	if (ktls_key_update(c->ssl, c->fd[CLIENT], KTLS_TX, &res) < 0) {
+		static __thread char why[200];
+		snprintf(why, sizeof(why), "%s", res.why);
+		return !fail(c, why);
+	}
+	c->key_update_pending = false;
+	c->rekeys++;
+	return false;
+}
+
+/* TLS 1.3 KeyUpdate from the client (RFC 8446 4.6.3): new RX key; if asked, ours too. */
+static bool key_update(struct conn *c, bool update_requested)
+{
+	struct ktls_result res;
+	static __thread char why[200];
+
+	if (!c->w->caps->rekey)
+		return fail(c, "client sent KeyUpdate: this kernel cannot rekey kTLS (needs 6.14+)");
+	if (ktls_key_update(c->ssl, c->fd[CLIENT], KTLS_RX, &res) < 0) {
+		snprintf(why, sizeof(why), "%s", res.why);
+		return fail(c, why);
+	}
+	c->rekeys++;
+	if (update_requested)
+		c->key_update_pending = true;
+	return true;
+}
+
 /* The kernel stopped at a record that is not application data. */
 static bool control_record(struct conn *c, struct flow *f)
 {
@@ -226,8 +269,8 @@ static bool control_record(struct conn *c, struct flow *f)
 			return fail(c, why);
 		}
 	case TLS_RECORD_HANDSHAKE:
-		if (buf[0] == 24)                           /* KeyUpdate */
-			return fail(c, "client sent KeyUpdate: rekey is not supported on this connection");
+		if (n == 5 && buf[0] == 24 && buf[1] == 0 && buf[2] == 0 && buf[3] == 1 && buf[4] <= 1)
+			return key_update(c, buf[4] == 1);
 		return fail(c, "client sent an unexpected post-handshake message");
 	default:
 		return fail(c, "client sent a record of unknown type");
@@ -261,6 +304,8 @@ static bool pump_splice(struct conn *c, struct flow *f)
 			return fail_errno(c, f->from, errno);
 		}
 	}
+	if (f->to == CLIENT && flush_key_update(c))
+		return moved;                           /* nothing more to the client until our KeyUpdate is out */
 	if (f->inpipe && c->wr[f->to]) {
 		/* No SPLICE_F_MORE: on a kTLS socket it would hold back a partial record until more data came. */
 		ssize_t n = splice(f->pipe[0], NULL, c->fd[f->to], NULL, f->inpipe, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);

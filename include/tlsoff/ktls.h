@@ -131,6 +131,11 @@ const char *ktls_explain(enum ktls_op op, int err, const struct ktls_cipher *c, 
  * The caller must OPENSSL_cleanse(out) when done. */
 int ktls_derive(SSL *ssl, unsigned dir, struct ktls_crypto_info *out, struct ktls_result *res);
 
+/* TLS 1.3 KeyUpdate after the keys are in the kernel: advance direction dir's traffic secret
+ * ("traffic upd"), sequence 0, and set TLS_TX / TLS_RX again (kernel 6.14+; EBUSY before). For RX call it
+ * after the kernel passed up the peer's KeyUpdate; for TX after sending ours under the old key. */
+int ktls_key_update(SSL *ssl, int fd, unsigned dir, struct ktls_result *res);
+
 /* Record sequence number of the next record in direction dir (KTLS_TX / KTLS_RX), as counted by the
  * callbacks of ktls_ctx_setup; -1 if the SSL was not created from a set-up SSL_CTX. */
 int64_t ktls_record_seq(const SSL *ssl, unsigned dir);

@@ -7,12 +7,14 @@
  *   bad_peer idle ADDR                 connect and send nothing
  *   bad_peer hello-version ADDR HEX    a hand-made ClientHello offering only version HEX (0300 = SSLv3)
  *     each of the above then waits (up to 10 s) for tlsoffd to close and prints
- *       closed_ms=MS recv=BYTES alert=DESC|-       (DESC: the first TLS alert tlsoffd sent, if any)
+ *       port=P closed_ms=MS|never recv=BYTES alert=DESC|-   (P: our local port, as tlsoffd logs it;
+ *                                                            DESC: the first TLS alert tlsoffd sent)
  *   bad_peer rst-download ADDR N K     GET /bytes/N/1 over TLS, read K body bytes, then close with
- *                                      SO_LINGER 0 (an RST in the middle of the transfer); prints got=BYTES
+ *                                      SO_LINGER 0 (an RST in the middle of the transfer); prints port=P got=BYTES
  *   bad_peer download ADDR N SEED GO   GET /bytes/N/SEED over TLS, reading all the time but at a pace, and
  *                                      never past N - 1 MB until the file GO exists (so it is certainly in
- *                                      flight while a test misbehaves elsewhere); prints body=BYTES sha256=HEX
+ *                                      flight while a test misbehaves elsewhere); prints port=P at once, then
+ *                                      status=S content_length=L body=BYTES end=close_notify|eof|reset sha256=HEX
  *   bad_peer hold ADDR N GO            N connections one after the other, each a TLS handshake plus one
  *                                      keep-alive GET /bytes/1000/I; prints served=S refused=R max_refuse_ms=MS
  *                                      then keeps the served ones open until the file GO exists
@@ -264,7 +266,7 @@ static int mode_download(unsigned long long n, unsigned long long seed, const ch
 	const char *end = "close_notify";
 	printf("port=%u\n", local_port(fd));   /* first, so a test can find the connection while it runs */
 	for (;;) {
-		/* Until GO exists: 16 KB per millisecond at most (~16 MB/s), and stop short of the end. */
+		/* Until GO exists: a record per 2 ms at most (~8 MB/s), and stop short of the end. */
 		if (!released && !(released = exists(go))) {
 			if (got >= hold) {
 				if (ms_now() - t0 > 120000)
@@ -272,7 +274,7 @@ static int mode_download(unsigned long long n, unsigned long long seed, const ch
 				usleep(10000);
 				continue;
 			}
-			usleep(1000);
+			usleep(2000);
 		}
 		errno = 0;
 		int r = SSL_read(ssl, buf, sizeof(buf));

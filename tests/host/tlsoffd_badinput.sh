@@ -133,7 +133,7 @@ n=$(grep -Ec "close frontend=second .*server=127\\.0\\.0\\.1:$BP .*reason=\"done
 still_running "next server"
 
 log "a backend that sends 100 bytes of a close-delimited body, then resets"
-all=$("$PEER" download "127.0.0.1:$F4" 1000000 1 /nonexistent)
+all=$("$PEER" download "127.0.0.1:$F4" 1000000 1 /)   # GO=/ exists: read at full speed
 port=$(field port "$(head -n1 <<<"$all")") out=$(tail -n1 <<<"$all")
 # The body stops at what the backend sent, and the client must not get a close_notify: that would tell it
 # the truncated body was complete.

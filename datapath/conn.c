@@ -1,6 +1,7 @@
 /* conn.c — one client connection: TLS handshake, datapath choice and kTLS handoff, backend connect
  * (next server on failure), relay, timeouts, and the one log line at close. */
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,6 +31,25 @@ static void addr_text(const struct sockaddr *sa, char *out, size_t len)
 	} else {
 		snprintf(out, len, "?");
 	}
+}
+
+/* The SNI is whatever the client sent (OpenSSL only rejects NUL bytes): copy it for the log with anything
+ * but host name characters escaped as \xHH, so a name with a space, a quote or a newline cannot forge a
+ * field or a whole log line. */
+static void log_safe_copy(char *out, size_t len, const char *in)
+{
+	size_t n = 0;
+	for (; *in && n + 1 < len; in++) {
+		unsigned char ch = (unsigned char)*in;
+		if (isalnum(ch) || ch == '.' || ch == '-' || ch == '_' || ch == '*') {
+			out[n++] = (char)ch;
+		} else if (n + 5 < len) {
+			n += (size_t)snprintf(out + n, len - n, "\\x%02x", ch);
+		} else {
+			break;
+		}
+	}
+	out[n] = '\0';
 }
 
 static void set_reason(struct conn *c, const char *why)
@@ -114,6 +134,8 @@ void conn_free(struct conn *c)
 		atomic_fetch_sub(&fe->backend->active[c->server], 1);
 	SSL_free(c->ssl);
 	c->ssl = NULL;
+	ktls_session_free(c->ks);
+	c->ks = NULL;
 	if (c->prev)
 		c->prev->next = c->next;
 	else
@@ -219,8 +241,9 @@ static void connected(struct conn *c)
 		const unsigned char *alpn = NULL;
 		unsigned alpn_len = 0;
 		SSL_get0_alpn_selected(c->ssl, &alpn, &alpn_len);
+		/* The name as the client sent it, not c->sni: that one is escaped and shortened for the log. */
 		int n = proxy_v2_build(c->pre, sizeof(c->pre), (struct sockaddr *)&peer, (struct sockaddr *)&local,
-				       alpn, alpn_len, c->sni[0] ? c->sni : NULL);
+				       alpn, alpn_len, SSL_get_servername(c->ssl, TLSEXT_NAMETYPE_host_name));
 		if (n < 0) {
 			set_reason(c, "PROXY v2 header: address families differ");
 			return;
@@ -278,7 +301,13 @@ static void choose_datapath(struct conn *c)
 	}
 	c->ktls |= KTLS_TX;
 	c->datapath = DATAPATH_SPLICE;
-	ktls_state_wipe(c->ssl, v == 1);
+	/* The kernel has the keys: keep only what KeyUpdate needs (TLS 1.3 on kernels that can rekey) and
+	 * free the SSL object with every other secret in it. */
+	if (v == 1 && caps->rekey)
+		c->ks = ktls_session_detach(c->ssl);
+	ktls_state_wipe(c->ssl, false);
+	SSL_free(c->ssl);
+	c->ssl = NULL;
 }
 
 static void handshake(struct conn *c)
@@ -308,7 +337,7 @@ static void handshake(struct conn *c)
 	SSL_get0_alpn_selected(c->ssl, &alpn, &alpn_len);
 	snprintf(c->alpn, sizeof(c->alpn), "%.*s", (int)alpn_len, alpn ? (const char *)alpn : "");
 	const char *sni = SSL_get_servername(c->ssl, TLSEXT_NAMETYPE_host_name);
-	snprintf(c->sni, sizeof(c->sni), "%s", sni ? sni : "");
+	log_safe_copy(c->sni, sizeof(c->sni), sni ? sni : "");
 	snprintf(c->version, sizeof(c->version), "%s", SSL_get_version(c->ssl));
 	snprintf(c->cipher, sizeof(c->cipher), "%s", SSL_CIPHER_get_name(SSL_get_current_cipher(c->ssl)));
 	choose_datapath(c);

@@ -79,7 +79,8 @@ struct conn {
 	enum conn_state state;
 	int fd[2];
 	bool rd[2], wr[2];                           /* edge-triggered readiness, per side */
-	SSL *ssl;
+	SSL *ssl;                                    /* freed once the keys are in the kernel (splice) */
+	struct ktls_session *ks;                     /* TLS 1.3 secrets for KeyUpdate, kernels that rekey */
 	enum tlsoff_datapath datapath;               /* chosen: DATAPATH_SPLICE or DATAPATH_USERSPACE */
 	char datapath_why[168];
 	unsigned ktls;                               /* KTLS_TX | KTLS_RX installed */

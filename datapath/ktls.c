@@ -667,27 +667,77 @@ int ktls_install(SSL *ssl, int fd, unsigned dirs, struct ktls_result *res)
 	return res->installed == dirs ? 0 : -1;
 }
 
-int ktls_key_update(SSL *ssl, int fd, unsigned dir, struct ktls_result *res)
+/* ---- after the handoff: what a TLS 1.3 connection keeps for KeyUpdate ------------------------------ */
+
+struct ktls_session {
+	const struct ktls_cipher *row;
+	const EVP_MD *md;
+	bool server;
+	size_t secret_len;
+	uint8_t secret[2][KTLS_MAX_SECRET];   /* [SEC_CLIENT], [SEC_SERVER] current traffic secrets */
+};
+
+struct ktls_session *ktls_session_detach(SSL *ssl)
 {
 	struct ktls_state *st = state_get(ssl, false);
+	const SSL_CIPHER *cipher = SSL_get_current_cipher(ssl);
+	struct ktls_session *ks;
+
+	if (!st || SSL_version(ssl) != TLS1_3_VERSION || !cipher || !st->secret_len[SEC_CLIENT] ||
+	    st->secret_len[SEC_CLIENT] != st->secret_len[SEC_SERVER])
+		return NULL;
+	/* The secure heap (mlocked) when the daemon set one up; plain memory otherwise. */
+	if (!(ks = OPENSSL_secure_zalloc(sizeof(*ks))))
+		return NULL;
+	ks->row = ktls_cipher_by_ssl(cipher);
+	ks->md = SSL_CIPHER_get_handshake_digest(cipher);
+	ks->server = SSL_is_server(ssl);
+	ks->secret_len = st->secret_len[SEC_CLIENT];
+	memcpy(ks->secret, st->secret, sizeof(ks->secret));
+	OPENSSL_cleanse(st->secret, sizeof(st->secret));
+	st->secret_len[SEC_CLIENT] = st->secret_len[SEC_SERVER] = 0;
+	return ks;
+}
+
+void ktls_session_free(struct ktls_session *ks)
+{
+	if (ks)
+		OPENSSL_secure_clear_free(ks, sizeof(*ks));
+}
+
+int ktls_session_key_update(struct ktls_session *ks, int fd, unsigned dir, struct ktls_result *res)
+{
 	struct ktls_crypto_info info;
-	int d = dir == KTLS_TX ? D_TX : D_RX;
+	uint8_t next[KTLS_MAX_SECRET], key[KTLS_MAX_KEY], iv[KTLS_MAX_IV];
+	int w = (dir == KTLS_TX) == ks->server ? SEC_SERVER : SEC_CLIENT;
+	int rc = -1;
 
 	memset(res, 0, sizeof(*res));
-	if (!st || SSL_version(ssl) != TLS1_3_VERSION || (dir != KTLS_TX && dir != KTLS_RX))
-		return fail(res, EINVAL, "KeyUpdate: only a TLS 1.3 connection set up by ktls_ctx_setup can rekey");
-	key_update(ssl, st, d);                 /* next-generation secret, sequence back to 0 */
-	if (ktls_derive(ssl, dir, &info, res) < 0)
-		return -1;
-	int rc = setsockopt(fd, SOL_TLS, dir == KTLS_TX ? TLS_TX : TLS_RX, &info.u, (socklen_t)info.len);
-	int err = errno;
-	OPENSSL_cleanse(&info, sizeof(info));
+	if (!ks->row || !ks->md || (dir != KTLS_TX && dir != KTLS_RX))
+		return fail(res, EINVAL, "KeyUpdate: no TLS 1.3 session to update");
+	/* RFC 8446 7.2: application_traffic_secret_N+1 = HKDF-Expand-Label(secret_N, "traffic upd", "", Hash.length) */
+	if (ktls_hkdf_expand_label(ks->md, ks->secret[w], ks->secret_len, "traffic upd", NULL, 0, next,
+				   ks->secret_len) == 0 &&
+	    ktls_tls13_key_iv(ks->md, ks->row, next, ks->secret_len, key, iv) == 0 &&
+	    ktls_crypto_info_fill(ks->row, TLS_1_3_VERSION, key, iv, 0, &info) == 0) {
+		memcpy(ks->secret[w], next, ks->secret_len);
+		rc = setsockopt(fd, SOL_TLS, dir == KTLS_TX ? TLS_TX : TLS_RX, &info.u, (socklen_t)info.len);
+		int err = errno;
+		OPENSSL_cleanse(&info, sizeof(info));
+		errno = err;
+	} else {
+		OPENSSL_cleanse(next, sizeof(next));
+		return fail(res, EIO, "KeyUpdate: deriving the next traffic keys failed");
+	}
+	OPENSSL_cleanse(next, sizeof(next));
+	OPENSSL_cleanse(key, sizeof(key));
+	OPENSSL_cleanse(iv, sizeof(iv));
 	if (rc == 0) {
 		res->installed = dir;
 		return 0;
 	}
-	if (err == EBUSY)
-		return fail(res, err, "KeyUpdate: this kernel cannot replace kTLS keys (rekey needs 6.14+)");
-	return fail(res, err, "KeyUpdate: setsockopt(SOL_TLS, TLS_%s) failed: %s", d == D_TX ? "TX" : "RX",
-		    strerror(err));
+	if (errno == EBUSY)
+		return fail(res, errno, "KeyUpdate: this kernel cannot replace kTLS keys (rekey needs 6.14+)");
+	return fail(res, errno, "KeyUpdate: setsockopt(SOL_TLS, TLS_%s) failed: %s", dir == KTLS_TX ? "TX" : "RX",
+		    strerror(errno));
 }

@@ -206,7 +206,7 @@ static bool flush_key_update(struct conn *c)
 		}
 		return !fail_errno(c, CLIENT, errno);
 	}
-	if (ktls_key_update(c->ssl, c->fd[CLIENT], KTLS_TX, &res) < 0) {
+	if (ktls_session_key_update(c->ks, c->fd[CLIENT], KTLS_TX, &res) < 0) {
 		static __thread char why[200];
 		snprintf(why, sizeof(why), "%s", res.why);
 		return !fail(c, why);
@@ -222,9 +222,9 @@ static bool key_update(struct conn *c, bool update_requested)
 	struct ktls_result res;
 	static __thread char why[200];
 
-	if (!c->w->caps->rekey)
+	if (!c->w->caps->rekey || !c->ks)
 		return fail(c, "client sent KeyUpdate: this kernel cannot rekey kTLS (needs 6.14+)");
-	if (ktls_key_update(c->ssl, c->fd[CLIENT], KTLS_RX, &res) < 0) {
+	if (ktls_session_key_update(c->ks, c->fd[CLIENT], KTLS_RX, &res) < 0) {
 		snprintf(why, sizeof(why), "%s", res.why);
 		return fail(c, why);
 	}

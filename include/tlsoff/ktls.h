@@ -131,10 +131,17 @@ const char *ktls_explain(enum ktls_op op, int err, const struct ktls_cipher *c, 
  * The caller must OPENSSL_cleanse(out) when done. */
 int ktls_derive(SSL *ssl, unsigned dir, struct ktls_crypto_info *out, struct ktls_result *res);
 
+/* After the handoff a TLS 1.3 connection needs only its two current application traffic secrets (for
+ * KeyUpdate), not the SSL object: ktls_session_detach moves them out (into the secure heap when there is
+ * one) and wipes them from the SSL's state, so the SSL can be freed. NULL when not TLS 1.3. */
+struct ktls_session;
+struct ktls_session *ktls_session_detach(SSL *ssl);
+void ktls_session_free(struct ktls_session *ks);       /* zeroises */
+
 /* TLS 1.3 KeyUpdate after the keys are in the kernel: advance direction dir's traffic secret
  * ("traffic upd"), sequence 0, and set TLS_TX / TLS_RX again (kernel 6.14+; EBUSY before). For RX call it
  * after the kernel passed up the peer's KeyUpdate; for TX after sending ours under the old key. */
-int ktls_key_update(SSL *ssl, int fd, unsigned dir, struct ktls_result *res);
+int ktls_session_key_update(struct ktls_session *ks, int fd, unsigned dir, struct ktls_result *res);
 
 /* Record sequence number of the next record in direction dir (KTLS_TX / KTLS_RX), as counted by the
  * callbacks of ktls_ctx_setup; -1 if the SSL was not created from a set-up SSL_CTX. */

@@ -218,15 +218,20 @@ static void ssl_write_all(SSL *ssl, const char *s)
 		die("SSL_write");
 }
 
-/* Read the response headers; returns the Content-Length (or -1) and leaves `extra` body bytes in buf. */
+/* Read the response headers; returns the Content-Length (or -1 without one; -2 when the connection ended
+ * first) and leaves `extra` body bytes in buf. */
 static long long read_headers(SSL *ssl, char *buf, size_t cap, size_t *extra, int *status)
 {
 	size_t len = 0;
 	char *end;
+	*extra = 0;
+	*status = 0;
 	for (;;) {
 		int n = SSL_read(ssl, buf + len, (int)(cap - len - 1));
-		if (n <= 0)
-			die("reading the response headers");
+		if (n <= 0) {
+			ERR_clear_error();
+			return -2;
+		}
 		len += (size_t)n;
 		buf[len] = '\0';
 		if ((end = strstr(buf, "\r\n\r\n")))
@@ -257,6 +262,8 @@ static int mode_download(unsigned long long n, unsigned long long seed, const ch
 		 n, seed);
 	ssl_write_all(ssl, req);
 	long long cl = read_headers(ssl, buf, sizeof(buf), &extra, &status);
+	if (cl == -2)
+		die("the connection ended before the response headers");
 	EVP_MD_CTX *md = EVP_MD_CTX_new();
 	EVP_DigestInit_ex(md, EVP_sha256(), NULL);
 	EVP_DigestUpdate(md, buf, extra);
@@ -312,7 +319,8 @@ static int mode_rst_download(unsigned long long n, unsigned long long k)
 		die("TLS handshake");
 	snprintf(req, sizeof(req), "GET /bytes/%llu/1 HTTP/1.1\r\nHost: localhost\r\n\r\n", n);
 	ssl_write_all(ssl, req);
-	read_headers(ssl, buf, sizeof(buf), &extra, &status);
+	if (read_headers(ssl, buf, sizeof(buf), &extra, &status) == -2)
+		die("the connection ended before the response headers");
 	unsigned long long got = extra;
 	while (got < k) {
 		int r = SSL_read(ssl, buf, sizeof(buf));
@@ -340,6 +348,8 @@ static bool one_request(SSL *ssl, unsigned i)
 		return false;
 	long long cl = read_headers(ssl, buf, sizeof(buf), &extra, &status);
 	long long got = (long long)extra;
+	if (cl < 0)
+		return false;
 	while (got < cl) {
 		int r = SSL_read(ssl, buf, sizeof(buf));
 		if (r <= 0)

@@ -7,6 +7,7 @@
  *   GET /                  a greeting (for the demo)
  *   GET /bytes/N/SEED      N pseudo-random bytes (xorshift64*, from SEED)
  *   PUT|POST /sha256       reads the body (Content-Length or chunked) and answers "SHA256HEX LENGTH\n"
+ *   POST /echo             answers with the request body (Content-Length bodies up to 64 MB)
  *   anything else          404
  */
 #include <arpa/inet.h>
@@ -217,6 +218,25 @@ static void *serve(void *arg)
 				sprintf(body + 2 * i, "%02x", dig[i]);
 			sprintf(body + 64, " %llu\n", (unsigned long long)total);
 			rc = respond(fd, 200, "OK", body, keep);
+		} else if (!strcmp(method, "POST") && !strcmp(path, "/echo") && clen >= 0 && clen <= (64 << 20)) {
+			char *body = malloc((size_t)clen + 1), head[160];
+			size_t got = 0;
+			while (body && got < (size_t)clen) {
+				if (r->off == r->len && rd_fill(r) <= 0)
+					break;
+				size_t take = r->len - r->off < (size_t)clen - got ? r->len - r->off : (size_t)clen - got;
+				memcpy(body + got, r->buf + r->off, take);
+				r->off += take;
+				got += take;
+			}
+			if (!body || got < (size_t)clen) {
+				free(body);
+				goto out;
+			}
+			int hl = snprintf(head, sizeof(head), "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\n"
+					  "Content-Length: %lld\r\nConnection: %s\r\n\r\n", clen, keep ? "keep-alive" : "close");
+			rc = write_all(fd, head, (size_t)hl) || write_all(fd, body, (size_t)clen);
+			free(body);
 		} else if (!strcmp(method, "GET") && sscanf(path, "/bytes/%llu/%llu", &n, &seed) == 2) {
 			rc = send_bytes(fd, n, seed, keep);
 		} else if (!strcmp(method, "GET") && !strcmp(path, "/")) {

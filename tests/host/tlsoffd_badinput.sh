@@ -9,6 +9,11 @@
 # many file descriptors as it started with.
 source "${TLSOFF_ROOT:-$(dirname "$0")/../..}/tests/lib.sh"
 need curl openssl
+# Processes of ours that may have exited by the end: lib.sh's cleanup_pids stops at the first PID that is
+# already gone (its `kill` is the last command of an && list under set -e, so the trap fails the test), so
+# they are kept apart and killed here, tolerantly, before it runs.
+MINE=()
+trap 'for p in "${MINE[@]-}"; do [ -z "$p" ] || kill -KILL "$p" 2>/dev/null || true; done; cleanup_pids' EXIT
 
 BP=$(free_port)      # the real HTTP backend
 RP=$(free_port)      # accepts, answers 100 bytes, then RST
@@ -47,7 +52,7 @@ field() { sed -n "s/.*\\b$1=\\([^ ]*\\).*/\\1/p" <<<"$2"; }
 # close_line PORT: tlsoffd's close line for the client connection from local port PORT
 close_line() {
   local i
-  for i in $(seq 50); do
+  for i in $(seq 150); do
     grep -E "close frontend=[^ ]+ client=127\\.0\\.0\\.1:$1 " "$T/tlsoffd.log" && return 0
     sleep 0.1
   done
@@ -62,13 +67,14 @@ expect_reason() {
 
 log "baseline: one good request, then tlsoffd's descriptors"
 check_download "https://127.0.0.1:$FP" 1000 1
-sleep 0.3
+expect_log 'close frontend=edge '
+sleep 0.2      # the close line is written just before the connection's descriptors are closed
 fds0=$(fd_count "$TLSOFFD_PID")
 
 log "a 64 MB download through frontend edge, kept in flight until every bad case is done"
 rm -f "$T/go"
 "$PEER" download "127.0.0.1:$FP" 67108864 42 "$T/go" >"$T/download.out" 2>"$T/download.err" &
-DL=$!
+DL=$!; MINE+=("$DL")      # killed on exit, should the test fail while it waits for its go file
 for _ in $(seq 50); do grep -q '^port=' "$T/download.out" && break; sleep 0.1; done
 dl_port=$(field port "$(head -n1 "$T/download.out")")
 [ -n "$dl_port" ] || fail "the download never started: $(cat "$T/download.err")"
@@ -105,7 +111,8 @@ still_running "truncated handshake"
 log "a client that connects and says nothing: handshake-timeout 1000"
 out=$("$PEER" idle "127.0.0.1:$FP")
 ms=$(field closed_ms "$out")
-[ "$ms" != never ] && [ "$ms" -ge 950 ] && [ "$ms" -le 2500 ] || fail "idle client closed after $ms ms, want ~1000: $out"
+# at the earliest after the timeout; the upper bound only has to tell it from the 10 s default on a busy box
+[ "$ms" != never ] && [ "$ms" -ge 950 ] && [ "$ms" -le 5000 ] || fail "idle client closed after $ms ms, want ~1000: $out"
 expect_reason "$(field port "$out")" 'handshake timeout"'
 still_running "handshake timeout"
 
@@ -147,7 +154,7 @@ t0=$(date +%s%N)
 out=$(curl -sS -k --max-time 10 -w 'port=%{local_port}' -o /dev/null "https://127.0.0.1:$F5/bytes/1000/1" 2>/dev/null) &&
   fail "curl succeeded through a silent backend"
 ms=$((($(date +%s%N) - t0) / 1000000))
-[ "$ms" -ge 950 ] && [ "$ms" -le 4000 ] || fail "silent backend: closed after $ms ms, want ~1000"
+[ "$ms" -ge 950 ] && [ "$ms" -le 5000 ] || fail "silent backend: closed after $ms ms, want ~1000"
 expect_reason "$(field port "$out")" 'idle timeout"'
 still_running "idle timeout"
 
@@ -156,7 +163,7 @@ t0=$(date +%s%N)
 out=$(curl -sS -k --max-time 10 -w 'port=%{local_port}' -o /dev/null "https://127.0.0.1:$F6/bytes/1000/1" 2>/dev/null) &&
   fail "curl succeeded through a backend that never accepts"
 ms=$((($(date +%s%N) - t0) / 1000000))
-[ "$ms" -ge 950 ] && [ "$ms" -le 4000 ] || fail "stuck backend: closed after $ms ms, want ~1000"
+[ "$ms" -ge 950 ] && [ "$ms" -le 5000 ] || fail "stuck backend: closed after $ms ms, want ~1000"
 expect_reason "$(field port "$out")" 'backend: no server reachable \(1 tried; last 127\.0\.0\.1:[0-9]+: connect timeout after 1000 ms\)'
 still_running "connect timeout"
 

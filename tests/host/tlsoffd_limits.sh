@@ -13,6 +13,11 @@
 #    what is left.
 source "${TLSOFF_ROOT:-$(dirname "$0")/../..}/tests/lib.sh"
 need curl openssl prlimit
+# Processes of ours that may have exited by the end: lib.sh's cleanup_pids stops at the first PID that is
+# already gone (its `kill` is the last command of an && list under set -e, so the trap fails the test), so
+# they are kept apart and killed here, tolerantly, before it runs.
+MINE=()
+trap 'for p in "${MINE[@]-}"; do [ -z "$p" ] || kill -KILL "$p" 2>/dev/null || true; done; cleanup_pids' EXIT
 
 BP=$(free_port) FP=$(free_port) F13=$(free_port) FD=$(free_port)
 make_cert edge localhost
@@ -26,7 +31,7 @@ want64=$("$B/tests/bin/http_backend" --gen 67108864 64 | sha256sum | cut -d' ' -
 start_download() {
   rm -f "$T/go.$2"
   "$PEER" download "127.0.0.1:$1" 67108864 64 "$T/go.$2" >"$T/dl.$2" 2>&1 &
-  DL=$!
+  DL=$!; MINE+=("$DL")      # killed on exit, should the test fail while it waits for its go file
   for _ in $(seq 50); do grep -q '^port=' "$T/dl.$2" && break; sleep 0.1; done
   grep -q '^port=' "$T/dl.$2" || fail "download $2 never started: $(cat "$T/dl.$2")"
   sleep 0.3
@@ -54,27 +59,31 @@ frontend add default listen 127.0.0.1:$FD cert $T/edge.crt key $T/edge.key backe
 CONF
 start_tlsoffd "$T/tlsoff.conf" "$FD" --workers 2
 check_download "https://127.0.0.1:$FP" 1000 1
-sleep 0.3
+expect_log 'close frontend=capped '   # its slot is free again before the count below starts
+sleep 0.2                             # (the line is written just before its descriptors are closed)
 fds0=$(fd_count "$TLSOFFD_PID")
 
 log "max-conns 20: 60 holders while a download holds one slot"
 start_download "$FP" capped; DLC=$DL
 rm -f "$T/go.hold"
 "$PEER" hold "127.0.0.1:$FP" 60 "$T/go.hold" >"$T/hold.out" 2>&1 &
-HOLD=$!
+HOLD=$!; MINE+=("$HOLD")
 for _ in $(seq 100); do grep -q '^served=' "$T/hold.out" && break; sleep 0.1; done
 r=$(cat "$T/hold.out")
 [ "$(field served "$r")" = 19 ] && [ "$(field refused "$r")" = 41 ] || fail "holders: $r; want served=19 refused=41"
-[ "$(field max_refuse_ms "$r")" -lt 500 ] || fail "refusals were not immediate: $r"
+# at once: far from any timeout (the handshake timeout is 10 s), whatever the load of the machine
+[ "$(field max_refuse_ms "$r")" -lt 3000 ] || fail "refusals were not immediate: $r"
 n=$(grep -c "frontend capped: refused a connection: max-conns 20 reached" "$T/tlsoffd.log" || true)
 [ "$n" -eq 41 ] || fail "expected 41 max-conns refusals logged, got $n"
 # while the 20 are open, one more is refused too
 curl -sS -k --max-time 5 "https://127.0.0.1:$FP/bytes/10/1" -o /dev/null 2>/dev/null && fail "a 21st connection was served"
 [ "$(grep -c "max-conns 20 reached" "$T/tlsoffd.log")" -eq 42 ] || fail "the 21st connection was not logged as refused"
+closed=$(grep -c 'close frontend=capped ' "$T/tlsoffd.log")
 touch "$T/go.hold"; wait "$HOLD" || fail "holder: $(cat "$T/hold.out")"
-for _ in $(seq 50); do
-  [ "$(grep -c 'close frontend=capped .*reason="client closed' "$T/tlsoffd.log")" -ge 19 ] && break; sleep 0.1
+for _ in $(seq 100); do   # every holder's slot is free again
+  [ "$(grep -c 'close frontend=capped ' "$T/tlsoffd.log")" -ge $((closed + 19)) ] && break; sleep 0.1
 done
+[ "$(grep -c 'close frontend=capped ' "$T/tlsoffd.log")" -eq $((closed + 19)) ] || fail "the 19 holders' closes were not logged"
 log "the holders are gone: 19 more connections at once work again"
 pids=()
 for i in $(seq 19); do check_download "https://127.0.0.1:$FP" 100000 "$i" & pids+=($!); done
@@ -116,18 +125,21 @@ backend add app server 127.0.0.1:$BP
 frontend add small listen 127.0.0.1:$P2 cert $T/edge.crt key $T/edge.key backend app
 CONF
 (ulimit -n 64; exec "$B/tlsoffd" -f "$T/small.conf" --workers 2 2>"$T/small.log") &
-SMALL=$!; PIDS+=("$SMALL")
+SMALL=$!; MINE+=("$SMALL")
 wait_port "$P2"
 check_download "https://127.0.0.1:$P2" 1000 1
-sleep 0.3
+for _ in $(seq 100); do grep -q 'close frontend=small ' "$T/small.log" && break; sleep 0.1; done
+sleep 0.2
 sfd0=$(fd_count "$SMALL")
 start_download "$P2" small; DLS=$DL
 rm -f "$T/go.tcp"
 "$PEER" tcp-hold "127.0.0.1:$P2" 80 "$T/go.tcp" >"$T/tcp.out" 2>&1 &
-TCP=$!
+TCP=$!; MINE+=("$TCP")
 for _ in $(seq 50); do grep -q 'pausing accepts' "$T/small.log" && break; sleep 0.1; done
 grep -q 'frontend small: accept: Too many open files; pausing accepts' "$T/small.log" || fail "no EMFILE pause logged"
-[ "$(fd_count "$SMALL")" -eq 64 ] || fail "expected tlsoffd at its 64 descriptors, has $(fd_count "$SMALL")"
+# every descriptor number below the limit in use (inherited ones above it, if any, do not count)
+low=$(ls "/proc/$SMALL/fd" | awk '$1 < 64' | wc -l)
+[ "$low" -eq 64 ] || fail "expected tlsoffd at its 64 descriptors, has $low below 64"
 kill -0 "$SMALL" || fail "tlsoffd died out of descriptors"
 touch "$T/go.tcp"; wait "$TCP" || fail "tcp-hold: $(cat "$T/tcp.out")"
 # every one of the 80 is accepted in the end (the paused ones from the queue) and closes as an empty handshake
@@ -181,7 +193,7 @@ drain_daemon() {
   printf '%s\n' "backend add app server 127.0.0.1:$BP" \
     "frontend add $name listen 127.0.0.1:$DPORT cert $T/edge.crt key $T/edge.key backend app" >"$T/$name.conf"
   "$B/tlsoffd" -f "$T/$name.conf" --workers 2 "$@" 2>"$T/$name.log" &
-  DPID=$!; PIDS+=("$DPID")
+  DPID=$!; MINE+=("$DPID")
   wait_port "$DPORT"
 }
 dlog() { for _ in $(seq 50); do grep -Eq "$2" "$T/$1.log" && return 0; sleep 0.1; done; cat "$T/$1.log"; fail "$1: never logged /$2/"; }
@@ -227,7 +239,7 @@ kill -TERM "$DPID"
 rc=0; timeout 10 tail --pid="$DPID" -f /dev/null || fail "tlsoffd still runs 10 s after SIGTERM with --drain-timeout 1"
 wait "$DPID" || rc=$?
 ms=$((($(date +%s%N) - t0) / 1000000))
-[ "$rc" -eq 0 ] && [ "$ms" -ge 900 ] && [ "$ms" -le 4000 ] || fail "--drain-timeout 1: exit $rc after $ms ms"
+[ "$rc" -eq 0 ] && [ "$ms" -ge 900 ] && [ "$ms" -le 6000 ] || fail "--drain-timeout 1: exit $rc after $ms ms"
 grep -q 'drain deadline reached' "$T/deadline.log" && grep -q 'reason="daemon stopping"' "$T/deadline.log" ||
   fail "deadline not logged: $(tail -n 3 "$T/deadline.log")"
 touch "$T/go.dd"; wait "$DD" || true

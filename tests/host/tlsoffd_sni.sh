@@ -30,7 +30,7 @@ FA=$(fp_of "$T/a.crt") FB=$(fp_of "$T/b.crt")
 nclose() { grep -c ' close ' "$T/tlsoffd.log" || true; }
 # wait_close N: tlsoffd's Nth close line (connections here are one after the other)
 wait_close() {
-  for _ in $(seq 50); do [ "$(nclose)" -ge "$1" ] && break; sleep 0.1; done
+  for _ in $(seq 150); do [ "$(nclose)" -ge "$1" ] && break; sleep 0.1; done   # generous: a loaded CI box
   [ "$(nclose)" -ge "$1" ] || fail "tlsoffd logged $(nclose) closes, expected $1"
   grep ' close ' "$T/tlsoffd.log" | sed -n "$1p"
 }
@@ -70,6 +70,14 @@ log "the default is the first certificate listed, whichever it is"
 [ "$(served "$RP" -)" = "$FB|CN=*.b.test" ] || fail "frontend rev: no SNI did not get its first cert (b)"
 [ "$(served "$RP" a.test)" = "$FA|CN=a.test" ] || fail "frontend rev: a.test did not get cert a"
 n=$((n + 3))
+
+log "an SNI with a space, a quote and a newline cannot forge log fields or lines"
+evil=$'x y" reason="forged\n2000-01-01T00:00:00.000Z notice: close frontend=forged'
+[ "$(served "$FP" "$evil")" = "$FA|CN=a.test" ] || fail "a garbage SNI did not get the default certificate"
+n=$((n + 1)); line=$(wait_close "$n")
+grep -q 'forged' <<<"$line" || fail "the SNI is missing from the close line: $line"
+grep -q 'frontend=forged\|reason="forged' "$T/tlsoffd.log" && fail "the SNI forged a log field or line: $(grep -n forged "$T/tlsoffd.log")"
+grep -q ' sni=x\\x20y\\x22\\x20reason\\x3d\\x22forged\\x0a2000-01-01' <<<"$line" || fail "SNI not escaped as expected: $line"
 
 log "curl verifying against only the expected certificate: a request through each"
 check_download "https://a.test:$FP" 200000 1 --resolve "a.test:$FP:127.0.0.1" --cacert "$T/a.crt"

@@ -4,7 +4,7 @@
 # `ktls_selftest --connect` talks to `openssl s_server`. Each side's bytes are compared by sha256 with what
 # the other side sent, and /proc/net/tls_stat must count one TX and one RX install per connection.
 # On 5.10 (no CONFIG_TLS) the kTLS side must refuse to run and say that kTLS is unavailable.
-# timeout: 300
+# timeout: 420
 source "${TLSOFF_ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}/tests/lib.sh"
 need openssl ss sha256sum
 

@@ -7,6 +7,9 @@
 # a finding: kTLS + sockmap is the CVE's unsafe combination, and the daemon's assumptions break. The test
 # then fails and says so in capitals. Which errno each kernel returns is printed (FINDINGS line) for docs.
 # On 5.10 (no CONFIG_TLS) the splice check runs and the rest is skipped.
+# FINDING (this test, Debian 7.2.13): a socket spliced by a stream verdict that then gets TCP_ULP "tls"
+# (accepted; TLS_TX/RX refused) locks the whole kernel up when it is closed, even after unpair. So the
+# b_verdict case runs only on kernels where it was seen to be safe (6.1); elsewhere it is reported NOT RUN.
 # timeout: 240
 source "${TLSOFF_ROOT:-$(cd "$(dirname "$0")/../.." && pwd)}/tests/lib.sh"
 
@@ -15,7 +18,9 @@ bin="$B/tests/bin/ktls_sockmap_probe"
 kernel=${TLSOFF_LAB_KERNEL:-}
 [ -n "$kernel" ] || skip "TLSOFF_LAB_KERNEL unset: run inside the lab (scripts/run-tests --only lab)"
 
-"$bin" >"$T/out" 2>"$T/err" || { cat "$T/out" "$T/err"; fail "ktls_sockmap_probe could not run"; }
+verdict_arg=""
+case "$kernel" in 6.1) verdict_arg=--verdict-then-ktls ;; esac
+"$bin" $verdict_arg >"$T/out" 2>"$T/err" || { cat "$T/out" "$T/err"; fail "ktls_sockmap_probe could not run"; }
 cat "$T/out"
 res() { awk -v c="$1" -v s="$2" '$1 == "PROBE" && $2 == c && $3 == s { print $4; f = 1 } END { if (!f) print "MISSING" }' "$T/out"; }
 
@@ -57,11 +62,15 @@ refused a_verdict sockhash_add "a kTLS (TLS_TX) socket to join a SOCKHASH with a
 refused a_library splice_pair "sockmap_splice_pair() on a kTLS socket"
 # (b) sockmap first, then kTLS
 setup_ok b_sockmap sockmap_add
-setup_ok b_verdict splice_pair
+[ -n "$verdict_arg" ] && setup_ok b_verdict splice_pair
 refused b_sockmap tls_tx "TLS_TX on a socket in a SOCKMAP (no program)"
 refused b_sockmap tls_rx "TLS_RX on a socket in a SOCKMAP (no program)"
-refused b_verdict tls_tx "TLS_TX on a socket spliced by a stream verdict"
-refused b_verdict tls_rx "TLS_RX on a socket spliced by a stream verdict"
+if [ -n "$verdict_arg" ]; then
+  refused b_verdict tls_tx "TLS_TX on a socket spliced by a stream verdict"
+  refused b_verdict tls_rx "TLS_RX on a socket spliced by a stream verdict"
+else
+  echo "!!! NOT RUN on $kernel: verdict-then-kTLS (b_verdict); it locked up Debian 7.2.13 on close()." >&2
+fi
 
 # Recorded, not asserted: the ULP alone, TCP_ULP on a socket in a map, and kTLS after leaving the map.
 echo "FINDINGS kernel=$kernel uname=$(uname -r)" \

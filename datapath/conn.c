@@ -233,23 +233,6 @@ static void connected(struct conn *c)
 		connect_failed(c, err, false);
 		return;
 	}
-	if (c->fe->backend->conf.proxy_protocol == 2) {
-		struct sockaddr_storage peer, local;
-		socklen_t pl = sizeof(peer), ll = sizeof(local);
-		getpeername(c->fd[CLIENT], (struct sockaddr *)&peer, &pl);
-		getsockname(c->fd[CLIENT], (struct sockaddr *)&local, &ll);
-		const unsigned char *alpn = NULL;
-		unsigned alpn_len = 0;
-		SSL_get0_alpn_selected(c->ssl, &alpn, &alpn_len);
-		/* The name as the client sent it, not c->sni: that one is escaped and shortened for the log. */
-		int n = proxy_v2_build(c->pre, sizeof(c->pre), (struct sockaddr *)&peer, (struct sockaddr *)&local,
-				       alpn, alpn_len, SSL_get_servername(c->ssl, TLSEXT_NAMETYPE_host_name));
-		if (n < 0) {
-			set_reason(c, "PROXY v2 header: address families differ");
-			return;
-		}
-		c->pre_len = (size_t)n;
-	}
 	int rc = relay_setup(c);
 	if (rc < 0) {
 		set_reason(c, "out of memory or pipes");
@@ -310,6 +293,27 @@ static void choose_datapath(struct conn *c)
 	c->ssl = NULL;
 }
 
+/* The PROXY v2 header is built as soon as the handshake is done: it needs the SSL object (ALPN, and the
+ * SNI as the client sent it, not c->sni, which is escaped and shortened for the log), and on the splice
+ * datapath choose_datapath frees that object before the backend connect even starts. */
+static void build_proxy_header(struct conn *c)
+{
+	struct sockaddr_storage peer, local;
+	socklen_t pl = sizeof(peer), ll = sizeof(local);
+	const unsigned char *alpn = NULL;
+	unsigned alpn_len = 0;
+	getpeername(c->fd[CLIENT], (struct sockaddr *)&peer, &pl);
+	getsockname(c->fd[CLIENT], (struct sockaddr *)&local, &ll);
+	SSL_get0_alpn_selected(c->ssl, &alpn, &alpn_len);
+	int n = proxy_v2_build(c->pre, sizeof(c->pre), (struct sockaddr *)&peer, (struct sockaddr *)&local, alpn,
+			       alpn_len, SSL_get_servername(c->ssl, TLSEXT_NAMETYPE_host_name));
+	if (n < 0) {
+		set_reason(c, "PROXY v2 header: address families differ");
+		return;
+	}
+	c->pre_len = (size_t)n;
+}
+
 static void handshake(struct conn *c)
 {
 	ERR_clear_error();
@@ -340,6 +344,11 @@ static void handshake(struct conn *c)
 	log_safe_copy(c->sni, sizeof(c->sni), sni ? sni : "");
 	snprintf(c->version, sizeof(c->version), "%s", SSL_get_version(c->ssl));
 	snprintf(c->cipher, sizeof(c->cipher), "%s", SSL_CIPHER_get_name(SSL_get_current_cipher(c->ssl)));
+	if (c->fe->backend->conf.proxy_protocol == 2) {
+		build_proxy_header(c);
+		if (c->error)
+			return;
+	}
 	choose_datapath(c);
 	if (c->error)
 		return;

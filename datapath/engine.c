@@ -93,8 +93,11 @@ static void accept_ready(struct worker *w, struct listener *l)
 		if (fd < 0) {
 			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
 				/* Out of descriptors: stop accepting for a moment instead of spinning on the event. */
-				log_warn("frontend %s: accept: %s; pausing accepts for %d ms", l->fe->conf.name,
-					 strerror(errno), ACCEPT_PAUSE_MS);
+				if (w->now_ms - l->last_pause_log_ms >= 10000) {   /* once per 10 s, not per pause */
+					log_warn("frontend %s: accept: %s; pausing accepts for %d ms at a time",
+						 l->fe->conf.name, strerror(errno), ACCEPT_PAUSE_MS);
+					l->last_pause_log_ms = w->now_ms;
+				}
 				listener_arm(w, l, false);
 				l->paused_until_ms = w->now_ms + ACCEPT_PAUSE_MS;
 			}

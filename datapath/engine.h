@@ -43,6 +43,7 @@ struct listener {
 	int fd;
 	struct frontend_rt *fe;
 	uint64_t paused_until_ms;                    /* accept backoff after EMFILE/ENFILE */
+	uint64_t last_pause_log_ms;
 };
 
 enum conn_state { CS_HANDSHAKE, CS_CONNECT, CS_RELAY, CS_DONE };

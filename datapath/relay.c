@@ -103,10 +103,14 @@ static bool ssl_blocked(struct conn *c, struct flow *f, int r)
 		f->ssl_want = e;
 		return true;
 	case SSL_ERROR_ZERO_RETURN:                     /* close_notify */
+		if (f->from != CLIENT)                  /* a write can't end the client's direction */
+			return fail(c, "client: connection closed");
 		f->eof = true;
 		return true;
 	case SSL_ERROR_SYSCALL:
-		if (errno == 0 || errno == EAGAIN) {
+		if (errno == 0 || errno == EAGAIN) {    /* EOF without close_notify */
+			if (f->from != CLIENT)
+				return fail(c, "client: connection reset");
 			f->eof = true;
 			return true;
 		}

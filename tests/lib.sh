@@ -19,12 +19,15 @@ make_cert() {
     -keyout "$T/$1.key" -out "$T/$1.crt" 2>/dev/null || fail "openssl req failed"
 }
 
-# free_port: a TCP port nobody listens on right now (loopback only)
+# free_port: a TCP port nobody uses right now, below the kernel's ephemeral range (32768-60999) so no
+# client connection can take it before the test binds it, and never the same one twice in a test.
 free_port() {
   local p
-  for _ in $(seq 50); do
-    p=$((20000 + RANDOM % 40000))
-    ss -Htln "sport = :$p" | grep -q . || { echo "$p"; return; }
+  for _ in $(seq 100); do
+    p=$((10000 + RANDOM % 22000))
+    grep -qx "$p" "$T/.ports" 2>/dev/null && continue
+    ss -Htan "sport = :$p" | grep -q . && continue
+    echo "$p" >>"$T/.ports"; echo "$p"; return
   done
   fail "no free port"
 }
@@ -42,7 +45,7 @@ wait_port() {
 # ---- tlsoffd and its test backend -------------------------------------------------------------------
 # Processes started here are killed when the test exits.
 PIDS=()
-cleanup_pids() { local p; for p in "${PIDS[@]-}"; do [ -n "$p" ] && kill -KILL "$p" 2>/dev/null; done; wait 2>/dev/null || true; }
+cleanup_pids() { local p; for p in "${PIDS[@]-}"; do [ -z "$p" ] || kill -KILL "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; }
 trap cleanup_pids EXIT
 
 # start_backend PORT: the HTTP test backend (tests/bin/http_backend) on 127.0.0.1:PORT

@@ -4,16 +4,12 @@
 # ClientHello, a ClientHello cut in half, a client idling in the handshake (handshake-timeout), a client
 # that resets mid-download, backends that refuse (every server tried; next server on connect failure),
 # reset mid-stream, never answer (idle-timeout) or never complete the TCP connect (connect-timeout).
-# Each bad connection must close with its own logged reason while a 64 MB download through the same
-# frontend keeps flowing and arrives with its sha256 intact; tlsoffd must not crash and must end with as
-# many file descriptors as it started with.
+# Each bad connection must close with its own logged reason (found by its client port) while a 64 MB
+# download keeps flowing and arrives with its sha256 intact — through the frontend the bad clients use;
+# the bad backends sit behind other frontends of the same daemon, on the same workers. tlsoffd must not
+# crash and must end with as many file descriptors as it started with.
 source "${TLSOFF_ROOT:-$(dirname "$0")/../..}/tests/lib.sh"
 need curl openssl
-# Processes of ours that may have exited by the end: lib.sh's cleanup_pids stops at the first PID that is
-# already gone (its `kill` is the last command of an && list under set -e, so the trap fails the test), so
-# they are kept apart and killed here, tolerantly, before it runs.
-MINE=()
-trap 'for p in "${MINE[@]-}"; do [ -z "$p" ] || kill -KILL "$p" 2>/dev/null || true; done; cleanup_pids' EXIT
 
 BP=$(free_port)      # the real HTTP backend
 RP=$(free_port)      # accepts, answers 100 bytes, then RST
@@ -74,7 +70,7 @@ fds0=$(fd_count "$TLSOFFD_PID")
 log "a 64 MB download through frontend edge, kept in flight until every bad case is done"
 rm -f "$T/go"
 "$PEER" download "127.0.0.1:$FP" 67108864 42 "$T/go" >"$T/download.out" 2>"$T/download.err" &
-DL=$!; MINE+=("$DL")      # killed on exit, should the test fail while it waits for its go file
+DL=$!; PIDS+=("$DL")      # killed on exit, should the test fail while it waits for its go file
 for _ in $(seq 50); do grep -q '^port=' "$T/download.out" && break; sleep 0.1; done
 dl_port=$(field port "$(head -n1 "$T/download.out")")
 [ -n "$dl_port" ] || fail "the download never started: $(cat "$T/download.err")"

@@ -13,11 +13,6 @@
 #    what is left.
 source "${TLSOFF_ROOT:-$(dirname "$0")/../..}/tests/lib.sh"
 need curl openssl prlimit
-# Processes of ours that may have exited by the end: lib.sh's cleanup_pids stops at the first PID that is
-# already gone (its `kill` is the last command of an && list under set -e, so the trap fails the test), so
-# they are kept apart and killed here, tolerantly, before it runs.
-MINE=()
-trap 'for p in "${MINE[@]-}"; do [ -z "$p" ] || kill -KILL "$p" 2>/dev/null || true; done; cleanup_pids' EXIT
 
 BP=$(free_port) FP=$(free_port) F13=$(free_port) FD=$(free_port)
 make_cert edge localhost
@@ -31,7 +26,7 @@ want64=$("$B/tests/bin/http_backend" --gen 67108864 64 | sha256sum | cut -d' ' -
 start_download() {
   rm -f "$T/go.$2"
   "$PEER" download "127.0.0.1:$1" 67108864 64 "$T/go.$2" >"$T/dl.$2" 2>&1 &
-  DL=$!; MINE+=("$DL")      # killed on exit, should the test fail while it waits for its go file
+  DL=$!; PIDS+=("$DL")      # killed on exit, should the test fail while it waits for its go file
   for _ in $(seq 50); do grep -q '^port=' "$T/dl.$2" && break; sleep 0.1; done
   grep -q '^port=' "$T/dl.$2" || fail "download $2 never started: $(cat "$T/dl.$2")"
   sleep 0.3
@@ -67,7 +62,7 @@ log "max-conns 20: 60 holders while a download holds one slot"
 start_download "$FP" capped; DLC=$DL
 rm -f "$T/go.hold"
 "$PEER" hold "127.0.0.1:$FP" 60 "$T/go.hold" >"$T/hold.out" 2>&1 &
-HOLD=$!; MINE+=("$HOLD")
+HOLD=$!; PIDS+=("$HOLD")
 for _ in $(seq 100); do grep -q '^served=' "$T/hold.out" && break; sleep 0.1; done
 r=$(cat "$T/hold.out")
 [ "$(field served "$r")" = 19 ] && [ "$(field refused "$r")" = 41 ] || fail "holders: $r; want served=19 refused=41"
@@ -125,7 +120,7 @@ backend add app server 127.0.0.1:$BP
 frontend add small listen 127.0.0.1:$P2 cert $T/edge.crt key $T/edge.key backend app
 CONF
 (ulimit -n 64; exec "$B/tlsoffd" -f "$T/small.conf" --workers 2 2>"$T/small.log") &
-SMALL=$!; MINE+=("$SMALL")
+SMALL=$!; PIDS+=("$SMALL")
 wait_port "$P2"
 check_download "https://127.0.0.1:$P2" 1000 1
 for _ in $(seq 100); do grep -q 'close frontend=small ' "$T/small.log" && break; sleep 0.1; done
@@ -134,7 +129,7 @@ sfd0=$(fd_count "$SMALL")
 start_download "$P2" small; DLS=$DL
 rm -f "$T/go.tcp"
 "$PEER" tcp-hold "127.0.0.1:$P2" 80 "$T/go.tcp" >"$T/tcp.out" 2>&1 &
-TCP=$!; MINE+=("$TCP")
+TCP=$!; PIDS+=("$TCP")
 for _ in $(seq 50); do grep -q 'pausing accepts' "$T/small.log" && break; sleep 0.1; done
 grep -q 'frontend small: accept: Too many open files; pausing accepts' "$T/small.log" || fail "no EMFILE pause logged"
 # every descriptor number below the limit in use (inherited ones above it, if any, do not count)
@@ -193,7 +188,7 @@ drain_daemon() {
   printf '%s\n' "backend add app server 127.0.0.1:$BP" \
     "frontend add $name listen 127.0.0.1:$DPORT cert $T/edge.crt key $T/edge.key backend app" >"$T/$name.conf"
   "$B/tlsoffd" -f "$T/$name.conf" --workers 2 "$@" 2>"$T/$name.log" &
-  DPID=$!; MINE+=("$DPID")
+  DPID=$!; PIDS+=("$DPID")
   wait_port "$DPORT"
 }
 dlog() { for _ in $(seq 50); do grep -Eq "$2" "$T/$1.log" && return 0; sleep 0.1; done; cat "$T/$1.log"; fail "$1: never logged /$2/"; }

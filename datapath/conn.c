@@ -113,10 +113,10 @@ void conn_free(struct conn *c)
 		log_msg(c->error ? LOG_NOTICE : LOG_INFO,
 			"close frontend=%s client=%s server=%s tls=%s cipher=%s alpn=%s sni=%s datapath=%s%s%s%s "
 			"ktls=%s rekeys=%u in=%llu out=%llu ms=%llu reason=\"%s\"",
-			fe->conf.name, c->client, c->server_text[0] ? c->server_text : "-",
-			c->version[0] ? c->version : "-", c->cipher[0] ? c->cipher : "-", c->alpn[0] ? c->alpn : "-",
-			c->sni[0] ? c->sni : "-", datapath_name(c->datapath), c->datapath_why[0] ? " (" : "",
-			c->datapath_why, c->datapath_why[0] ? ")" : "", ktls, c->rekeys, (unsigned long long)c->up.bytes,
+			fe->conf.name, c->client, c->server_text ? c->server_text : "-",
+			c->version ? c->version : "-", c->cipher ? c->cipher : "-", c->alpn[0] ? c->alpn : "-",
+			c->sni[0] ? c->sni : "-", datapath_name(c->datapath), c->datapath_why ? " (" : "",
+			c->datapath_why ? c->datapath_why : "", c->datapath_why ? ")" : "", ktls, c->rekeys, (unsigned long long)c->up.bytes,
 			(unsigned long long)c->down.bytes, (unsigned long long)(w->now_ms - c->start_ms),
 			c->close_reason ? c->close_reason : "done");
 	}
@@ -134,6 +134,8 @@ void conn_free(struct conn *c)
 		atomic_fetch_sub(&fe->backend->active[c->server], 1);
 	SSL_free(c->ssl);
 	c->ssl = NULL;
+	free(c->pre);
+	free(c->datapath_why);
 	ktls_session_free(c->ks);
 	c->ks = NULL;
 	if (c->prev)
@@ -180,7 +182,7 @@ static void start_connect(struct conn *c)
 	while (c->attempts < be->conf.nservers) {
 		c->server = backend_pick(be, c->attempts++, c->server);
 		const struct tlsoff_addr *a = &be->conf.servers[c->server];
-		snprintf(c->server_text, sizeof(c->server_text), "%s", a->text);
+		c->server_text = a->text;
 		int rc = backend_connect(a, &c->fd[BACKEND]);
 		if (rc == 0 && watch(c, BACKEND) == 0) {
 			atomic_fetch_add(&be->active[c->server], 1);
@@ -250,29 +252,30 @@ static void choose_datapath(struct conn *c)
 	const SSL_CIPHER *cipher = SSL_get_current_cipher(c->ssl);
 	const struct ktls_cipher *row = ktls_cipher_by_ssl(cipher);
 	int v = SSL_version(c->ssl) == TLS1_3_VERSION;
+	struct ktls_result res;
 
 	c->datapath = DATAPATH_USERSPACE;
 	if (c->fe->conf.datapath == DATAPATH_USERSPACE) {
-		snprintf(c->datapath_why, sizeof(c->datapath_why), "configured");
+		c->datapath_why = strdup("configured");
 		return;
 	}
 	if (!caps->ulp) {
-		snprintf(c->datapath_why, sizeof(c->datapath_why), "kernel has no TLS ULP");
+		c->datapath_why = strdup("kernel has no TLS ULP");
 		return;
 	}
 	if (!row || !(caps->tx[v] & caps->rx[v] & (1u << (row - ktls_ciphers)))) {
-		snprintf(c->datapath_why, sizeof(c->datapath_why), "kernel can't offload %s for %s",
-			 SSL_CIPHER_get_name(cipher), c->version);
+		if (asprintf(&c->datapath_why, "kernel can't offload %s for %s", SSL_CIPHER_get_name(cipher),
+			     c->version) < 0)
+			c->datapath_why = NULL;
 		return;
 	}
 	if (SSL_SESSION_get_max_fragment_length(SSL_get_session(c->ssl)) != TLSEXT_max_fragment_length_DISABLED) {
-		snprintf(c->datapath_why, sizeof(c->datapath_why), "client negotiated max_fragment_length");
+		c->datapath_why = strdup("client negotiated max_fragment_length");
 		return;
 	}
 	/* RX first: if it fails nothing is in the kernel yet and OpenSSL keeps the whole connection. */
-	struct ktls_result res;
 	if (ktls_install(c->ssl, c->fd[CLIENT], KTLS_RX, &res) < 0) {
-		snprintf(c->datapath_why, sizeof(c->datapath_why), "%s", res.why);
+		c->datapath_why = strdup(res.why);
 		return;
 	}
 	c->ktls = KTLS_RX;
@@ -305,7 +308,11 @@ static void build_proxy_header(struct conn *c)
 	getpeername(c->fd[CLIENT], (struct sockaddr *)&peer, &pl);
 	getsockname(c->fd[CLIENT], (struct sockaddr *)&local, &ll);
 	SSL_get0_alpn_selected(c->ssl, &alpn, &alpn_len);
-	int n = proxy_v2_build(c->pre, sizeof(c->pre), (struct sockaddr *)&peer, (struct sockaddr *)&local, alpn,
+	if (!(c->pre = malloc(PROXY_V2_MAX))) {
+		set_reason(c, "out of memory");
+		return;
+	}
+	int n = proxy_v2_build(c->pre, PROXY_V2_MAX, (struct sockaddr *)&peer, (struct sockaddr *)&local, alpn,
 			       alpn_len, SSL_get_servername(c->ssl, TLSEXT_NAMETYPE_host_name));
 	if (n < 0) {
 		set_reason(c, "PROXY v2 header: address families differ");
@@ -342,8 +349,8 @@ static void handshake(struct conn *c)
 	snprintf(c->alpn, sizeof(c->alpn), "%.*s", (int)alpn_len, alpn ? (const char *)alpn : "");
 	const char *sni = SSL_get_servername(c->ssl, TLSEXT_NAMETYPE_host_name);
 	log_safe_copy(c->sni, sizeof(c->sni), sni ? sni : "");
-	snprintf(c->version, sizeof(c->version), "%s", SSL_get_version(c->ssl));
-	snprintf(c->cipher, sizeof(c->cipher), "%s", SSL_CIPHER_get_name(SSL_get_current_cipher(c->ssl)));
+	c->version = SSL_get_version(c->ssl);
+	c->cipher = SSL_CIPHER_get_name(SSL_get_current_cipher(c->ssl));
 	if (c->fe->backend->conf.proxy_protocol == 2) {
 		build_proxy_header(c);
 		if (c->error)
@@ -353,8 +360,8 @@ static void handshake(struct conn *c)
 	if (c->error)
 		return;
 	log_debug("frontend=%s client=%s: %s %s, datapath %s%s%s%s", c->fe->conf.name, c->client, c->version,
-		  c->cipher, datapath_name(c->datapath), c->datapath_why[0] ? " (" : "", c->datapath_why,
-		  c->datapath_why[0] ? ")" : "");
+		  c->cipher, datapath_name(c->datapath), c->datapath_why ? " (" : "",
+		  c->datapath_why ? c->datapath_why : "", c->datapath_why ? ")" : "");
 	start_connect(c);
 }
 
@@ -367,6 +374,10 @@ static bool flush_pre(struct conn *c)
 	ssize_t n = send(c->fd[BACKEND], c->pre + c->pre_off, c->pre_len - c->pre_off, MSG_NOSIGNAL);
 	if (n > 0) {
 		c->pre_off += (size_t)n;
+		if (c->pre_off == c->pre_len) {   /* sent: the buffer is not needed any more */
+			free(c->pre);
+			c->pre = NULL;
+		}
 		return true;
 	}
 	if (errno == EAGAIN)

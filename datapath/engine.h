@@ -83,18 +83,19 @@ struct conn {
 	SSL *ssl;                                    /* freed once the keys are in the kernel (splice) */
 	struct ktls_session *ks;                     /* TLS 1.3 secrets for KeyUpdate, kernels that rekey */
 	enum tlsoff_datapath datapath;               /* chosen: DATAPATH_SPLICE or DATAPATH_USERSPACE */
-	char datapath_why[168];
+	char *datapath_why;                          /* why not kTLS (heap), NULL when offloaded */
 	unsigned ktls;                               /* KTLS_TX | KTLS_RX installed */
 	struct flow up, down;                        /* up: client -> backend, down: backend -> client */
 	int server;                                  /* index into backend servers, -1 before connecting */
 	unsigned attempts;
-	uint8_t pre[PROXY_V2_MAX];                   /* bytes to send to the backend before relaying */
+	uint8_t *pre;                                /* PROXY v2 header to send before relaying (heap) */
 	size_t pre_len, pre_off;
 	bool key_update_pending;                     /* splice: our KeyUpdate answer is due before more TX */
 	unsigned rekeys;                             /* TLS 1.3 KeyUpdates followed (each direction counts) */
 	uint64_t start_ms, deadline_ms;
-	char client[64], server_text[80], sni[64];
-	char version[16], cipher[64], alpn[32];
+	char client[48], sni[64], alpn[32];
+	const char *server_text;                     /* the backend's own text: outlives the connection */
+	const char *version, *cipher;                /* OpenSSL's static names: valid after SSL_free */
 	const char *close_reason;
 	bool error;
 };

@@ -8,6 +8,8 @@
  *   GET /bytes/N/SEED      N pseudo-random bytes (xorshift64*, from SEED)
  *   PUT|POST /sha256       reads the body (Content-Length or chunked) and answers "SHA256HEX LENGTH\n"
  *   POST /echo             answers with the request body (Content-Length bodies up to 64 MB)
+ *   GET /whoami            what a PROXY protocol v2 header at the start of the connection said
+ *                          ("src=ADDR:PORT dst=ADDR:PORT alpn=X authority=Y"), or "no proxy header"
  *   anything else          404
  */
 #include <arpa/inet.h>
@@ -150,12 +152,56 @@ static int send_bytes(int fd, uint64_t n, uint64_t seed, int keep)
 	return 0;
 }
 
+/* A PROXY v2 header, if the connection starts with one: parse it into text for GET /whoami. */
+static void read_proxy_header(struct rd *r, char *who, size_t len)
+{
+	static const uint8_t sig[12] = { 0x0D, 0x0A, 0x0D, 0x0A, 0x00, 0x0D, 0x0A, 0x51, 0x55, 0x49, 0x54, 0x0A };
+	snprintf(who, len, "no proxy header");
+	while (r->len - r->off < 16)
+		if (rd_fill(r) <= 0)
+			return;
+	const uint8_t *h = (const uint8_t *)r->buf + r->off;
+	if (memcmp(h, sig, 12))
+		return;
+	size_t n = (size_t)(h[14] << 8 | h[15]);
+	while (r->len - r->off < 16 + n)
+		if (rd_fill(r) <= 0)
+			return;
+	h = (const uint8_t *)r->buf + r->off;
+	char src[64] = "?", dst[64] = "?", alpn[64] = "-", auth[256] = "-", a[INET6_ADDRSTRLEN], b[INET6_ADDRSTRLEN];
+	size_t alen = h[13] == 0x11 ? 12 : h[13] == 0x21 ? 36 : 0;
+	if (alen == 12) {
+		inet_ntop(AF_INET, h + 16, a, sizeof(a));
+		inet_ntop(AF_INET, h + 20, b, sizeof(b));
+		snprintf(src, sizeof(src), "%s:%u", a, h[24] << 8 | h[25]);
+		snprintf(dst, sizeof(dst), "%s:%u", b, h[26] << 8 | h[27]);
+	} else if (alen == 36) {
+		inet_ntop(AF_INET6, h + 16, a, sizeof(a));
+		inet_ntop(AF_INET6, h + 32, b, sizeof(b));
+		snprintf(src, sizeof(src), "[%s]:%u", a, h[48] << 8 | h[49]);
+		snprintf(dst, sizeof(dst), "[%s]:%u", b, h[50] << 8 | h[51]);
+	}
+	for (size_t p = 16 + alen; p + 3 <= 16 + n;) {   /* TLVs */
+		size_t l = (size_t)(h[p + 1] << 8 | h[p + 2]);
+		if (p + 3 + l > 16 + n)
+			break;
+		if (h[p] == 0x01)
+			snprintf(alpn, sizeof(alpn), "%.*s", (int)l, h + p + 3);
+		else if (h[p] == 0x02)
+			snprintf(auth, sizeof(auth), "%.*s", (int)l, h + p + 3);
+		p += 3 + l;
+	}
+	snprintf(who, len, "src=%s dst=%s alpn=%s authority=%s\n", src, dst, alpn, auth);
+	r->off += 16 + n;
+}
+
 static void *serve(void *arg)
 {
 	int fd = (int)(intptr_t)arg;
 	struct rd *r = calloc(1, sizeof(*r));
-	char line[8192], method[16], path[4096];
+	char line[8192], method[16], path[4096], who[512];
 	r->fd = fd;
+	read_proxy_header(r, who, sizeof(who));
 	for (;;) {
 		if (rd_line(r, line, sizeof(line)) < 0 || sscanf(line, "%15s %4095s", method, path) != 2)
 			break;
@@ -239,6 +285,8 @@ static void *serve(void *arg)
 			free(body);
 		} else if (!strcmp(method, "GET") && sscanf(path, "/bytes/%llu/%llu", &n, &seed) == 2) {
 			rc = send_bytes(fd, n, seed, keep);
+		} else if (!strcmp(method, "GET") && !strcmp(path, "/whoami")) {
+			rc = respond(fd, 200, "OK", who, keep);
 		} else if (!strcmp(method, "GET") && !strcmp(path, "/")) {
 			rc = respond(fd, 200, "OK", "hello from the tlsoff demo backend\n", keep);
 		} else {

@@ -6,10 +6,12 @@
 source "${TLSOFF_ROOT:-$(dirname "$0")/../..}/tests/lib.sh"
 need curl openssl
 
-BP=$(free_port); FP=$(free_port)
+BP=$(free_port); FP=$(free_port); PP=$(free_port)
 make_cert edge localhost
 cat >"$T/tlsoff.conf" <<CONF
 backend add app server 127.0.0.1:$BP
+backend add app-pp server 127.0.0.1:$BP proxy-protocol v2
+frontend add pp listen 127.0.0.1:$PP cert $T/edge.crt key $T/edge.key backend app-pp alpn http/1.1
 frontend add edge listen 127.0.0.1:$FP cert $T/edge.crt key $T/edge.key backend app alpn http/1.1
 CONF
 start_backend "$BP"
@@ -41,6 +43,12 @@ for n in 1024 1048577 268435456; do
   check_upload "$URL" "$T/up" "${RESOLVE[@]}"
 done
 rm -f "$T/up"
+
+log "PROXY v2 header: the backend sees the client's address, ALPN and SNI"
+LP=$(free_port)
+who=$(curl -sS --fail --local-port "$LP" --resolve "localhost:$PP:127.0.0.1" --cacert "$T/edge.crt" "https://localhost:$PP/whoami")
+[ "$who" = "src=127.0.0.1:$LP dst=127.0.0.1:$PP alpn=http/1.1 authority=localhost" ] || fail "PROXY v2 header said: $who"
+conns=$((${conns:-0} + 1))
 
 log "openssl s_client, TLS 1.2 and 1.3"
 for v in -tls1_2 -tls1_3; do

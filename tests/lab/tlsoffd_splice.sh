@@ -10,10 +10,12 @@ need curl openssl ss
 
 ktls=yes
 [ "${TLSOFF_LAB_KERNEL:-}" = 5.10 ] && ktls=no
-BP=$(free_port); FP=$(free_port)
+BP=$(free_port); FP=$(free_port); PP=$(free_port)
 make_cert edge localhost
 cat >"$T/tlsoff.conf" <<CONF
 backend add app server 127.0.0.1:$BP
+backend add app-pp server 127.0.0.1:$BP proxy-protocol v2
+frontend add pp listen 127.0.0.1:$PP cert $T/edge.crt key $T/edge.key backend app-pp alpn http/1.1 datapath splice
 frontend add edge listen 127.0.0.1:$FP cert $T/edge.crt key $T/edge.key backend app datapath splice
 CONF
 start_backend "$BP"
@@ -41,6 +43,12 @@ check_download "$URL" 16777216 5 "${RESOLVE[@]}"
 gen_file 16777216 6 "$T/up"
 check_upload "$URL" "$T/up" "${RESOLVE[@]}"
 conns=$((conns + 2))
+
+log "PROXY v2 header: the backend sees the client's address, ALPN and SNI"
+LP=$(free_port)
+who=$(curl -sS --fail --local-port "$LP" --resolve "localhost:$PP:127.0.0.1" --cacert "$T/edge.crt" "https://localhost:$PP/whoami")
+[ "$who" = "src=127.0.0.1:$LP dst=127.0.0.1:$PP alpn=http/1.1 authority=localhost" ] || fail "PROXY v2 header said: $who"
+conns=$((${conns:-0} + 1))
 
 log "openssl s_client, TLS 1.2 and 1.3"
 want=$("$B/tests/bin/http_backend" --gen 5000 3 | sha256sum | cut -d' ' -f1)

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "engine.h"
@@ -56,6 +57,20 @@ static void log_kernel(const struct ktls_caps *caps)
 						      ktls_ciphers[i].name);
 	log_notice("kernel %s: kTLS TX+RX for %s; rekey %s", caps->release, n ? list : "nothing",
 		   caps->rekey ? "yes" : "no");
+}
+
+/* A spliced connection holds six descriptors (two sockets, two pipes): take every descriptor the hard
+ * limit allows, as nginx and haproxy do, instead of failing at a soft limit of 1024. */
+static void raise_nofile(void)
+{
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur >= rl.rlim_max)
+		return;
+	rlim_t was = rl.rlim_cur;
+	rl.rlim_cur = rl.rlim_max;
+	if (setrlimit(RLIMIT_NOFILE, &rl) == 0)
+		log_info("descriptor limit raised from %llu to %llu", (unsigned long long)was,
+			 (unsigned long long)rl.rlim_max);
 }
 
 int main(int argc, char **argv)
@@ -155,6 +170,8 @@ int main(int argc, char **argv)
 		return 0;
 	}
 
+	raise_nofile();
+	raise_nofile();
 	struct ktls_caps caps;
 	if (ktls_probe(&caps) < 0) {
 		log_warn("cannot probe kTLS (%s): using the userspace datapath", caps.why);

@@ -44,7 +44,6 @@ per=$(( (h1 - h0) / N ))
 if [ "${TLSOFF_LAB_KERNEL:-}" = 5.10 ]; then
   log "userspace datapath (no kTLS): $per bytes of heap per idle connection ($N connections)"
 else
-  n=$(grep -c 'datapath=splice' "$T/tlsoffd.log" || true)   # closes logged so far: the warm-up
   log "kTLS + splice: $per bytes of heap per idle connection ($N connections, heap $h0 -> $h1)"
   [ "$per" -lt 2048 ] || fail "$per bytes per offloaded connection, goal < 2048"
 fi

@@ -12,6 +12,7 @@
 #include <openssl/err.h>
 
 #include "engine.h"
+#include "tlsoff/ktls_record.h"
 #include "tlsoff/log.h"
 
 static void addr_text(const struct sockaddr *sa, char *out, size_t len)
@@ -405,6 +406,42 @@ static void relay(struct conn *c)
 		c->state = CS_DONE;
 }
 
+#define LINGER_MS 2000
+
+/* Everything went to the client (close_notify + FIN) but it may still be sending: a KeyUpdate, pipelined
+ * bytes. close() with unread input sends a RST, and a RST makes the client's kernel drop what it has not
+ * read yet — the end of our response. So read and discard until the client closes too, for at most
+ * LINGER_MS, then close (what nginx calls a lingering close). */
+static void linger_start(struct conn *c)
+{
+	c->error = false;
+	c->close_reason = "done (the client kept sending after our close_notify)";
+	if (c->fd[BACKEND] >= 0) {
+		close(c->fd[BACKEND]);
+		c->fd[BACKEND] = -1;
+	}
+	c->state = CS_LINGER;
+	c->deadline_ms = c->w->now_ms + LINGER_MS;
+}
+
+static void linger(struct conn *c)
+{
+	uint8_t buf[16640], type;
+	while (c->rd[CLIENT]) {
+		/* A kTLS socket needs a cmsg buffer for non-data records; a plain one just discards. */
+		ssize_t n = c->ktls & KTLS_RX ? ktls_recv_record(c->fd[CLIENT], buf, sizeof(buf), &type)
+					      : recv(c->fd[CLIENT], buf, sizeof(buf), MSG_DONTWAIT);
+		if (n < 0 && errno == EAGAIN) {
+			c->rd[CLIENT] = false;
+			return;
+		}
+		if (n <= 0) {                   /* the client closed (or reset, or sent what we can't read) */
+			c->state = CS_DONE;
+			return;
+		}
+	}
+}
+
 static void step(struct conn *c)
 {
 	enum conn_state before;
@@ -420,6 +457,11 @@ static void step(struct conn *c)
 			break;
 		case CS_RELAY:
 			relay(c);
+			if (c->error && c->down.shut && !c->up.eof)
+				linger_start(c);
+			break;
+		case CS_LINGER:
+			linger(c);
 			break;
 		case CS_DONE:
 			break;
@@ -448,6 +490,8 @@ void conn_timeout(struct conn *c)
 		connect_failed(c, ETIMEDOUT, true);
 		if (!c->error)
 			return;
+		break;
+	case CS_LINGER:
 		break;
 	default:
 		set_reason(c, "idle timeout");

@@ -147,6 +147,8 @@ static void close_listeners(struct worker *w)
 		}
 }
 
+static void apply_pending(struct worker *w);
+
 static void *worker_main(void *arg)
 {
 	struct worker *w = arg;
@@ -165,6 +167,8 @@ static void *worker_main(void *arg)
 				uint64_t v;
 				if (read(w->wakefd, &v, sizeof(v)) < 0)
 					continue;
+				if (atomic_load(&run_state) == RUNNING)
+					apply_pending(w);
 			} else {
 				struct conn_ep *e = ev[i].data.ptr;
 				if (e->c->state == CS_DONE)      /* closed earlier in this batch */
@@ -197,90 +201,141 @@ static void *worker_main(void *arg)
 	return NULL;
 }
 
-/* ---- setup -------------------------------------------------------------------------------------------- */
+/* ---- configuration generations --------------------------------------------------------------------- */
 
-struct runtime {
+/* The frontends and backends of one configuration. A reload builds a new generation; the old one is kept
+ * until no worker listens for it and no connection points into it (frontend_rt.refs), then freed. */
+struct generation {
+	unsigned id;
 	struct backend_rt *backends;
 	unsigned nbackends;
 	struct frontend_rt *frontends;
 	unsigned nfrontends;
-	struct worker *workers;
-	unsigned nworkers;
+	struct generation *next;              /* retired list */
 };
 
-static void runtime_free(struct runtime *rt)
+struct runtime {
+	struct generation *cur, *retired;
+	struct worker *workers;
+	unsigned nworkers;
+	const char *config_path;
+};
+
+static void gen_free(struct generation *g)
 {
-	for (unsigned i = 0; i < rt->nworkers; i++) {
-		struct worker *w = &rt->workers[i];
-		close_listeners(w);
-		free(w->ls);
-		if (w->epfd >= 0)
-			close(w->epfd);
-		if (w->wakefd >= 0)
-			close(w->wakefd);
-	}
-	for (unsigned i = 0; i < rt->nfrontends; i++)
-		tls_frontend_free(rt->frontends[i].tls);
-	free(rt->workers);
-	free(rt->frontends);
-	free(rt->backends);
+	if (!g)
+		return;
+	for (unsigned i = 0; i < g->nfrontends; i++)
+		tls_frontend_free(g->frontends[i].tls);
+	free(g->frontends);
+	free(g->backends);
+	free(g);
 }
 
-/* Build everything before starting anything: a bad certificate or a busy port starts nothing. */
-static int runtime_build(struct runtime *rt, const struct config *cfg, const struct engine_opts *opts,
-			 struct ktls_caps *caps, char *err, size_t errlen)
+/* Certificates load here: a bad one fails the whole generation and nothing changes. */
+static struct generation *gen_build(const struct config *cfg, unsigned id, char *err, size_t errlen)
 {
-	memset(rt, 0, sizeof(*rt));
-	rt->backends = calloc(cfg->nbackends ? cfg->nbackends : 1, sizeof(*rt->backends));
-	rt->frontends = calloc(cfg->nfrontends ? cfg->nfrontends : 1, sizeof(*rt->frontends));
-	rt->workers = calloc(opts->workers, sizeof(*rt->workers));
-	if (!rt->backends || !rt->frontends || !rt->workers) {
+	struct generation *g = calloc(1, sizeof(*g));
+	if (!g || !(g->backends = calloc(cfg->nbackends ? cfg->nbackends : 1, sizeof(*g->backends))) ||
+	    !(g->frontends = calloc(cfg->nfrontends ? cfg->nfrontends : 1, sizeof(*g->frontends)))) {
 		snprintf(err, errlen, "out of memory");
-		return -1;
+		gen_free(g);
+		return NULL;
 	}
+	g->id = id;
 	for (unsigned i = 0; i < cfg->nbackends; i++)
-		rt->backends[rt->nbackends++].conf = cfg->backends[i];
+		g->backends[g->nbackends++].conf = cfg->backends[i];
 	for (unsigned i = 0; i < cfg->nfrontends; i++) {
-		struct frontend_rt *fe = &rt->frontends[rt->nfrontends];
+		struct frontend_rt *fe = &g->frontends[g->nfrontends];
 		char msg[TLSOFF_ERR_MAX];
 		fe->conf = cfg->frontends[i];
 		if (!(fe->tls = tls_frontend_new(&fe->conf, msg, sizeof(msg)))) {
 			snprintf(err, errlen, "frontend %s (line %u): %s", fe->conf.name, fe->conf.line, msg);
-			return -1;
+			gen_free(g);
+			return NULL;
 		}
-		rt->nfrontends++;
-		if (address_free(&fe->conf, err, errlen) < 0)
-			return -1;
-		for (unsigned b = 0; b < rt->nbackends; b++)
-			if (!strcmp(rt->backends[b].conf.name, fe->conf.backend))
-				fe->backend = &rt->backends[b];
+		g->nfrontends++;
+		for (unsigned b = 0; b < g->nbackends; b++)
+			if (!strcmp(g->backends[b].conf.name, fe->conf.backend))
+				fe->backend = &g->backends[b];
 	}
-	for (unsigned i = 0; i < opts->workers; i++) {
-		struct worker *w = &rt->workers[i];
-		w->id = (int)i;
-		w->caps = caps;
-		w->epfd = epoll_create1(EPOLL_CLOEXEC);
-		w->wakefd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-		w->ls = calloc(rt->nfrontends ? rt->nfrontends : 1, sizeof(*w->ls));
-		rt->nworkers++;
-		if (w->epfd < 0 || w->wakefd < 0 || !w->ls) {
-			snprintf(err, errlen, "worker setup: %s", strerror(errno));
-			return -1;
-		}
-		static enum ep_kind wake_kind = EP_WAKE;
-		struct epoll_event ev = { .events = EPOLLIN, .data.ptr = &wake_kind };
-		epoll_ctl(w->epfd, EPOLL_CTL_ADD, w->wakefd, &ev);
-		for (unsigned f = 0; f < rt->nfrontends; f++) {
-			struct listener *l = &w->ls[w->nls];
-			l->kind = EP_LISTENER;
-			l->fe = &rt->frontends[f];
-			if ((l->fd = open_listener(&l->fe->conf, err, errlen)) < 0)
-				return -1;
-			w->nls++;
-			listener_arm(w, l, true);
+	return g;
+}
+
+static bool gen_idle(const struct generation *g)
+{
+	for (unsigned i = 0; i < g->nfrontends; i++)
+		if (atomic_load(&g->frontends[i].refs))
+			return false;
+	return true;
+}
+
+static bool same_listen(const struct frontend_conf *a, const struct frontend_conf *b)
+{
+	return a->listen.len == b->listen.len && !memcmp(&a->listen.ss, &b->listen.ss, a->listen.len);
+}
+
+/* A worker's listeners for generation g: sockets of `old` whose address is still wanted are kept (their
+ * accept queues carry over: a reload drops no connection), the others are opened. On failure the new
+ * sockets are closed and NULL returned. */
+static struct listener *listeners_for(struct generation *g, const struct listener *old, unsigned nold,
+				      char *err, size_t errlen)
+{
+	struct listener *ls = calloc(g->nfrontends ? g->nfrontends : 1, sizeof(*ls));
+	if (!ls) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	for (unsigned f = 0; f < g->nfrontends; f++) {
+		ls[f].kind = EP_LISTENER;
+		ls[f].fe = &g->frontends[f];
+		ls[f].fd = -1;
+		for (unsigned o = 0; o < nold; o++)
+			if (old[o].fd >= 0 && same_listen(&old[o].fe->conf, &g->frontends[f].conf))
+				ls[f].fd = old[o].fd;
+		if (ls[f].fd < 0 && (ls[f].fd = open_listener(&g->frontends[f].conf, err, errlen)) < 0) {
+			for (unsigned k = 0; k < f; k++) {
+				bool reused = false;
+				for (unsigned o = 0; o < nold; o++)
+					reused |= old[o].fd == ls[k].fd;
+				if (!reused)
+					close(ls[k].fd);
+			}
+			free(ls);
+			return NULL;
 		}
 	}
-	return 0;
+	return ls;
+}
+
+/* In the worker: switch to the listeners the main thread prepared (reload). */
+static void apply_pending(struct worker *w)
+{
+	pthread_mutex_lock(&w->mu);
+	struct listener *ls = w->pending_ls;
+	unsigned n = w->pending_nls, gen = w->pending_gen;
+	w->pending_ls = NULL;
+	pthread_mutex_unlock(&w->mu);
+	if (!ls)
+		return;
+	for (unsigned o = 0; o < w->nls; o++) {        /* sockets no frontend wants any more */
+		bool kept = false;
+		for (unsigned k = 0; k < n; k++)
+			kept |= ls[k].fd == w->ls[o].fd;
+		if (!kept && w->ls[o].fd >= 0) {
+			listener_arm(w, &w->ls[o], false);
+			close(w->ls[o].fd);
+		}
+	}
+	for (unsigned k = 0; k < n; k++) {
+		struct epoll_event ev = { .events = EPOLLIN, .data.ptr = &ls[k] };
+		if (epoll_ctl(w->epfd, EPOLL_CTL_MOD, ls[k].fd, &ev) < 0)   /* kept: now points at its new entry */
+			epoll_ctl(w->epfd, EPOLL_CTL_ADD, ls[k].fd, &ev);  /* new, or paused by an EMFILE backoff */
+	}
+	free(w->ls);
+	w->ls = ls;
+	w->nls = n;
+	atomic_store(&w->gen_seen, gen);
 }
 
 static void wake_all(struct runtime *rt)
@@ -289,6 +344,167 @@ static void wake_all(struct runtime *rt)
 	for (unsigned i = 0; i < rt->nworkers; i++)
 		if (write(rt->workers[i].wakefd, &one, sizeof(one)) < 0)
 			log_warn("cannot wake worker %u: %s", i, strerror(errno));
+}
+
+static void log_frontends(const struct generation *g)
+{
+	for (unsigned i = 0; i < g->nfrontends; i++)
+		log_notice("frontend %s listening on %s -> backend %s (datapath %s)", g->frontends[i].conf.name,
+			   g->frontends[i].conf.listen.text, g->frontends[i].conf.backend,
+			   g->frontends[i].conf.datapath == DATAPATH_SPLICE ? "splice" :
+			   g->frontends[i].conf.datapath == DATAPATH_USERSPACE ? "userspace" : "auto");
+}
+
+/* SIGHUP: re-read the file. New frontends, certificates and backends apply to new connections; open
+ * connections keep the generation they started with. Any error leaves the running configuration as it is. */
+static void reload(struct runtime *rt)
+{
+	struct config cfg;
+	char err[TLSOFF_ERR_MAX + TLSOFF_PATH_MAX];
+	struct generation *g;
+
+	if (config_load(rt->config_path, &cfg, err, sizeof(err)) < 0) {
+		log_err("reload: %s; running configuration unchanged", err);
+		return;
+	}
+	g = gen_build(&cfg, rt->cur->id + 1, err, sizeof(err));
+	config_free(&cfg);
+	if (!g) {
+		log_err("reload: %s; running configuration unchanged", err);
+		return;
+	}
+	/* Addresses nobody listened on before must be free (see address_free). */
+	for (unsigned f = 0; f < g->nfrontends; f++) {
+		bool known = false;
+		for (unsigned o = 0; o < rt->cur->nfrontends; o++)
+			known |= same_listen(&rt->cur->frontends[o].conf, &g->frontends[f].conf);
+		if (!known && address_free(&g->frontends[f].conf, err, sizeof(err)) < 0) {
+			log_err("reload: %s; running configuration unchanged", err);
+			gen_free(g);
+			return;
+		}
+	}
+	struct listener **sets = calloc(rt->nworkers, sizeof(*sets));
+	for (unsigned i = 0; sets && i < rt->nworkers; i++) {
+		struct worker *w = &rt->workers[i];
+		if (!(sets[i] = listeners_for(g, w->ls, w->nls, err, sizeof(err)))) {
+			for (unsigned k = 0; k < i; k++)   /* new sockets only: reused ones belong to the workers */
+				for (unsigned f = 0; f < g->nfrontends; f++) {
+					bool reused = false;
+					for (unsigned o = 0; o < rt->workers[k].nls; o++)
+						reused |= rt->workers[k].ls[o].fd == sets[k][f].fd;
+					if (!reused)
+						close(sets[k][f].fd);
+				}
+			for (unsigned k = 0; k < i; k++)
+				free(sets[k]);
+			free(sets);
+			log_err("reload: %s; running configuration unchanged", err);
+			gen_free(g);
+			return;
+		}
+	}
+	if (!sets) {
+		log_err("reload: out of memory; running configuration unchanged");
+		gen_free(g);
+		return;
+	}
+	for (unsigned i = 0; i < rt->nworkers; i++) {
+		struct worker *w = &rt->workers[i];
+		pthread_mutex_lock(&w->mu);
+		w->pending_ls = sets[i];
+		w->pending_nls = g->nfrontends;
+		w->pending_gen = g->id;
+		pthread_mutex_unlock(&w->mu);
+	}
+	free(sets);
+	rt->cur->next = rt->retired;
+	rt->retired = rt->cur;
+	rt->cur = g;
+	wake_all(rt);
+	log_notice("reload: configuration generation %u: %u frontend(s), %u backend(s)", g->id, g->nfrontends,
+		   g->nbackends);
+	log_frontends(g);
+}
+
+/* Free retired generations once every worker switched away and their last connection closed. */
+static void reap_generations(struct runtime *rt)
+{
+	struct generation **pp = &rt->retired;
+	while (*pp) {
+		struct generation *g = *pp;
+		bool switched = true;
+		for (unsigned i = 0; i < rt->nworkers; i++)
+			switched &= atomic_load(&rt->workers[i].gen_seen) > g->id;
+		if (switched && gen_idle(g)) {
+			*pp = g->next;
+			gen_free(g);
+		} else {
+			pp = &g->next;
+		}
+	}
+}
+
+static void runtime_free(struct runtime *rt)
+{
+	for (unsigned i = 0; i < rt->nworkers; i++) {
+		struct worker *w = &rt->workers[i];
+		close_listeners(w);
+		free(w->ls);
+		free(w->pending_ls);
+		if (w->epfd >= 0)
+			close(w->epfd);
+		if (w->wakefd >= 0)
+			close(w->wakefd);
+		pthread_mutex_destroy(&w->mu);
+	}
+	free(rt->workers);
+	gen_free(rt->cur);
+	while (rt->retired) {
+		struct generation *g = rt->retired;
+		rt->retired = g->next;
+		gen_free(g);
+	}
+}
+
+/* Build everything before starting anything: a bad certificate or a busy port starts nothing. */
+static int runtime_build(struct runtime *rt, const struct config *cfg, const struct engine_opts *opts,
+			 struct ktls_caps *caps, char *err, size_t errlen)
+{
+	memset(rt, 0, sizeof(*rt));
+	rt->config_path = opts->config_path;
+	if (!(rt->cur = gen_build(cfg, 1, err, errlen)))
+		return -1;
+	for (unsigned f = 0; f < rt->cur->nfrontends; f++)
+		if (address_free(&rt->cur->frontends[f].conf, err, errlen) < 0)
+			return -1;
+	if (!(rt->workers = calloc(opts->workers, sizeof(*rt->workers)))) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	for (unsigned i = 0; i < opts->workers; i++) {
+		struct worker *w = &rt->workers[i];
+		w->id = (int)i;
+		w->caps = caps;
+		pthread_mutex_init(&w->mu, NULL);
+		atomic_store(&w->gen_seen, rt->cur->id);
+		w->epfd = epoll_create1(EPOLL_CLOEXEC);
+		w->wakefd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+		rt->nworkers++;
+		if (w->epfd < 0 || w->wakefd < 0) {
+			snprintf(err, errlen, "worker setup: %s", strerror(errno));
+			return -1;
+		}
+		static enum ep_kind wake_kind = EP_WAKE;
+		struct epoll_event ev = { .events = EPOLLIN, .data.ptr = &wake_kind };
+		epoll_ctl(w->epfd, EPOLL_CTL_ADD, w->wakefd, &ev);
+		if (!(w->ls = listeners_for(rt->cur, NULL, 0, err, errlen)))
+			return -1;
+		w->nls = rt->cur->nfrontends;
+		for (unsigned f = 0; f < w->nls; f++)
+			listener_arm(w, &w->ls[f], true);
+	}
+	return 0;
 }
 
 int engine_run(struct config *cfg, const struct engine_opts *opts, const struct ktls_caps *caps_in)
@@ -332,11 +548,7 @@ int engine_run(struct config *cfg, const struct engine_opts *opts, const struct 
 			runtime_free(&rt);
 			return 1;
 		}
-	for (unsigned i = 0; i < rt.nfrontends; i++)
-		log_notice("frontend %s listening on %s -> backend %s (datapath %s)", rt.frontends[i].conf.name,
-			   rt.frontends[i].conf.listen.text, rt.frontends[i].conf.backend,
-			   rt.frontends[i].conf.datapath == DATAPATH_SPLICE ? "splice" :
-			   rt.frontends[i].conf.datapath == DATAPATH_USERSPACE ? "userspace" : "auto");
+	log_frontends(rt.cur);
 	log_notice("tlsoffd ready: %u worker(s), pid %d", rt.nworkers, (int)getpid());
 
 	uint64_t drain_deadline = 0, next_rotate = now_ms() + TICKET_ROTATE_SECONDS * 1000ull;
@@ -364,7 +576,10 @@ int engine_run(struct config *cfg, const struct engine_opts *opts, const struct 
 			struct mallinfo2 mi = mallinfo2();
 			log_notice("stats: connections=%u heap_in_use=%zu", open, mi.uordblks);
 		} else if (sig == SIGHUP) {
-			log_warn("SIGHUP: configuration reload is not implemented yet; running configuration unchanged");
+			if (atomic_load(&run_state) == RUNNING)
+				reload(&rt);
+			else
+				log_notice("SIGHUP while draining: ignored");
 		}
 		if (drain_deadline && now_ms() >= drain_deadline && atomic_load(&run_state) == DRAINING) {
 			log_notice("drain deadline reached: closing the remaining connections");
@@ -375,6 +590,7 @@ int engine_run(struct config *cfg, const struct engine_opts *opts, const struct 
 			tickets_rotate();
 			next_rotate = now_ms() + TICKET_ROTATE_SECONDS * 1000ull;
 		}
+		reap_generations(&rt);
 		running = 0;
 		for (unsigned i = 0; i < rt.nworkers; i++)
 			if (!joined[i] && pthread_tryjoin_np(th[i], NULL) == EBUSY)

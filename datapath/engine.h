@@ -8,6 +8,7 @@
 #ifndef TLSOFF_ENGINE_H
 #define TLSOFF_ENGINE_H
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -46,7 +47,7 @@ struct listener {
 	uint64_t last_pause_log_ms;
 };
 
-enum conn_state { CS_HANDSHAKE, CS_CONNECT, CS_RELAY, CS_DONE };
+enum conn_state { CS_HANDSHAKE, CS_CONNECT, CS_RELAY, CS_LINGER, CS_DONE };
 enum side { CLIENT = 0, BACKEND = 1 };
 
 /* One direction of the relay: bytes read from side `from` and written to side `to`. */
@@ -111,9 +112,15 @@ struct worker {
 	unsigned nconns;
 	uint64_t now_ms;
 	struct ktls_caps *caps;
+	/* reload: listeners prepared by the main thread, taken by the worker on its next wake-up */
+	pthread_mutex_t mu;
+	struct listener *pending_ls;
+	unsigned pending_nls, pending_gen;
+	atomic_uint gen_seen;                        /* the configuration generation it listens for */
 };
 
 struct engine_opts {
+	const char *config_path;                     /* re-read on SIGHUP */
 	unsigned workers;
 	unsigned drain_seconds;
 };

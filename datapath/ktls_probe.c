@@ -19,12 +19,6 @@
 
 #include "tlsoff/ktls.h"
 
-#ifndef SOL_TLS
-#define SOL_TLS 282
-#endif
-#ifndef TCP_ULP
-#define TCP_ULP 31
-#endif
 
 #define NCOMBO (2 * KTLS_MAX_CIPHERS)
 

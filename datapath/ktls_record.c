@@ -1,14 +1,12 @@
 /* ktls_record.c — send and receive records of a given content type on a kTLS socket (TLS_SET_RECORD_TYPE,
  * TLS_GET_RECORD_TYPE control messages; Documentation/networking/tls.rst). */
+#include "tlsoff/ktls.h"
 #include "tlsoff/ktls_record.h"
 
 #include <string.h>
 #include <sys/socket.h>
 #include <linux/tls.h>
 
-#ifndef SOL_TLS
-#define SOL_TLS 282
-#endif
 
 ssize_t ktls_send_record(int fd, uint8_t type, const void *buf, size_t len)
 {

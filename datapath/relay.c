@@ -134,7 +134,10 @@ static bool pump_user(struct conn *c, struct flow *f)
 
 	if (!f->eof && f->len == 0) {                   /* fill */
 		if (f->from == CLIENT) {
-			if (ssl_ready(c, f, true)) {
+			/* Never SSL_read while an SSL_write is unfinished: a KeyUpdate read now would make OpenSSL
+			 * write its answer into the pending write's buffer and fail ("bad length", OpenSSL issues
+			 * 8677, 12411, 13729). The read waits until the write is out. */
+			if (c->down.ssl_want != SSL_ERROR_WANT_WRITE && ssl_ready(c, f, true)) {
 				int r = SSL_read(c->ssl, f->buf, RELAY_BUF);
 				if (r > 0) {
 					f->ssl_want = 0;

@@ -182,6 +182,7 @@ int main(int argc, char **argv)
 		long cpus = sysconf(_SC_NPROCESSORS_ONLN);
 		eo.workers = cpus > 0 ? (unsigned)cpus : 1;
 	}
+	eo.config_path = file;
 	int rc = engine_run(&cfg, &eo, &caps);
 	config_free(&cfg);
 	return rc;

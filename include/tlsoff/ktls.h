@@ -21,6 +21,14 @@
 #include <linux/tls.h>
 #include <openssl/ssl.h>
 
+/* Not in every libc's headers (glibc's netinet/tcp.h has TCP_ULP only from 2.26 on). */
+#ifndef SOL_TLS
+#define SOL_TLS 282
+#endif
+#ifndef TCP_ULP
+#define TCP_ULP 31
+#endif
+
 enum ktls_dir { KTLS_TX = 1u << 0, KTLS_RX = 1u << 1 };
 
 /* The largest key material any row needs (AES-256 / ChaCha20 key, 12-byte nonce, SHA-384 secret). */

@@ -34,9 +34,6 @@
 
 #include "tlsoff/ktls.h"
 
-#ifndef SOL_TLS
-#define SOL_TLS 282
-#endif
 
 static int version = TLS1_3_VERSION;
 static const char *cipher;

@@ -46,9 +46,6 @@
 
 #include <tlsoff/ktls.h>
 
-#ifndef SOL_TLS
-#define SOL_TLS 282
-#endif
 
 enum { REC_ALERT = 21, REC_HANDSHAKE = 22, REC_APPDATA = 23 };
 #define IO_TIMEOUT_S 60      /* per blocking call: a stuck peer fails the case instead of hanging the lab */

@@ -37,12 +37,6 @@
 #include "sockmap_splice.skel.h"
 #include "tlsoff/sockmap_splice.h"
 
-#ifndef SOL_TLS
-#define SOL_TLS 282
-#endif
-#ifndef TCP_ULP
-#define TCP_ULP 31
-#endif
 
 struct conn {
 	int c, s;

@@ -341,6 +341,7 @@ static void handshake(struct conn *c)
 			else
 				snprintf(why, sizeof(why), "handshake: %s", tls_error_string(ebuf, sizeof(ebuf)));
 			set_reason(c, why);
+			COUNT(handshake_failed);
 		}
 		return;
 	}
@@ -360,6 +361,10 @@ static void handshake(struct conn *c)
 	choose_datapath(c);
 	if (c->error)
 		return;
+	if (c->datapath == DATAPATH_SPLICE)
+		COUNT(splice);
+	else
+		COUNT(userspace);
 	log_debug("frontend=%s client=%s: %s %s, datapath %s%s%s%s", c->fe->conf.name, c->client, c->version,
 		  c->cipher, datapath_name(c->datapath), c->datapath_why ? " (" : "",
 		  c->datapath_why ? c->datapath_why : "", c->datapath_why ? ")" : "");

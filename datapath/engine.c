@@ -23,6 +23,8 @@
 #define ACCEPT_PAUSE_MS  100
 #define MAX_EVENTS       256
 
+struct counters counters;
+
 enum run_state { RUNNING, DRAINING, STOPPING };
 static _Atomic int run_state = RUNNING;
 
@@ -108,11 +110,13 @@ static void accept_ready(struct worker *w, struct listener *l)
 		int open = atomic_fetch_add(&fe->conns, 1);
 		if (fe->conf.max_conns && (unsigned)open >= fe->conf.max_conns) {
 			atomic_fetch_sub(&fe->conns, 1);
+			COUNT(refused_max_conns);
 			log_notice("frontend %s: refused a connection: max-conns %u reached", fe->conf.name,
 				   fe->conf.max_conns);
 			close(fd);
 			continue;
 		}
+		COUNT(accepted);
 		if (!conn_new(w, fe, fd, (struct sockaddr *)&peer)) {
 			atomic_fetch_sub(&fe->conns, 1);
 			log_warn("frontend %s: cannot set up a connection: %s", fe->conf.name, strerror(errno));
@@ -574,7 +578,12 @@ int engine_run(struct config *cfg, const struct engine_opts *opts, const struct 
 			for (unsigned i = 0; i < rt.nworkers; i++)
 				open += __atomic_load_n(&rt.workers[i].nconns, __ATOMIC_RELAXED);
 			struct mallinfo2 mi = mallinfo2();
-			log_notice("stats: connections=%u heap_in_use=%zu", open, mi.uordblks);
+#define C(f) atomic_load_explicit(&counters.f, memory_order_relaxed)
+			log_notice("stats: connections=%u heap_in_use=%zu accepted=%lu refused_max_conns=%lu "
+				   "handshake_failed=%lu splice=%lu userspace=%lu rekeys=%lu rekey_unsupported=%lu",
+				   open, mi.uordblks, C(accepted), C(refused_max_conns), C(handshake_failed), C(splice),
+				   C(userspace), C(rekeys), C(rekey_unsupported));
+#undef C
 		} else if (sig == SIGHUP) {
 			if (atomic_load(&run_state) == RUNNING)
 				reload(&rt);

@@ -125,6 +125,15 @@ struct engine_opts {
 	unsigned drain_seconds;
 };
 
+/* Daemon-wide counters (relaxed atomics; SIGUSR1 logs them, tlsoffctl stats will show them). */
+struct counters {
+	atomic_ulong accepted, refused_max_conns, handshake_failed;
+	atomic_ulong splice, userspace;              /* datapath chosen after a handshake */
+	atomic_ulong rekeys, rekey_unsupported;      /* KeyUpdates followed / connections closed: no rekey */
+};
+extern struct counters counters;
+#define COUNT(field) atomic_fetch_add_explicit(&counters.field, 1, memory_order_relaxed)
+
 /* engine.c */
 uint64_t now_ms(void);
 int engine_run(struct config *cfg, const struct engine_opts *opts, const struct ktls_caps *caps);

@@ -229,13 +229,16 @@ static bool key_update(struct conn *c, bool update_requested)
 	struct ktls_result res;
 	static __thread char why[200];
 
-	if (!c->w->caps->rekey || !c->ks)
+	if (!c->w->caps->rekey || !c->ks) {
+		COUNT(rekey_unsupported);
 		return fail(c, "client sent KeyUpdate: this kernel cannot rekey kTLS (needs 6.14+)");
+	}
 	if (ktls_session_key_update(c->ks, c->fd[CLIENT], KTLS_RX, &res) < 0) {
 		snprintf(why, sizeof(why), "%s", res.why);
 		return fail(c, why);
 	}
 	c->rekeys++;
+	COUNT(rekeys);
 	if (update_requested)
 		c->key_update_pending = true;
 	return true;

@@ -35,11 +35,15 @@ case "${TLSOFF_LAB_KERNEL:-}" in
       [ "$n" -eq 2 ] || { grep close "$T/tlsoffd.log"; fail "expected 2 spliced connections that rekeyed, got $n"; }
       d=$(( $(tls_stat TlsRxRekeyOk) - ok0 ))
       [ "$d" -eq "$sent" ] || fail "TlsRxRekeyOk rose by $d for $sent KeyUpdates the client sent"
-      log "rekeyed: $sent KeyUpdates sent, TlsRxRekeyOk +$d"
+      kill -USR1 "$TLSOFFD_PID"
+      expect_log "stats: .* rekeys=$sent rekey_unsupported=0"
+      log "rekeyed: $sent KeyUpdates sent, TlsRxRekeyOk +$d, counted"
     else
       if client get 4000000 11; then fail "KeyUpdate succeeded on a kernel that cannot rekey kTLS?"; fi
       expect_log 'close .*datapath=splice ktls=tx\+rx .*reason="client sent KeyUpdate: this kernel cannot rekey kTLS \(needs 6.14\+\)"'
-      log "connection ended cleanly on a kernel without kTLS rekey"
+      kill -USR1 "$TLSOFFD_PID"
+      expect_log 'stats: .* rekey_unsupported=1( |$)'
+      log "connection ended cleanly on a kernel without kTLS rekey, and counted"
     fi
     # Either way the daemon goes on: a plain transfer afterwards works.
     "$B/tests/bin/tls_client" --tls 1.3 "127.0.0.1:$FP" get 1000000 13 || fail "transfer after the KeyUpdate case failed"

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# timeout: 400
+# timeout: 600
 # tlsoffd with `datapath splice` on a real kTLS kernel: curl and openssl s_client through tlsoffd to a real
 # HTTP backend, TLS 1.2 and 1.3 with each cipher, downloads and uploads with sha256 equal end to end; every
 # connection is logged with kTLS TX+RX (TLS 1.3 RX included: our own key schedule), /proc/net/tls_stat
@@ -38,11 +38,14 @@ for c in TLS_AES_128_GCM_SHA256 TLS_AES_256_GCM_SHA384 TLS_CHACHA20_POLY1305_SHA
   conns=$((conns + 2))
 done
 
-log "larger transfers both ways"
-check_download "$URL" 16777216 5 "${RESOLVE[@]}"
-gen_file 16777216 6 "$T/up"
-check_upload "$URL" "$T/up" "${RESOLVE[@]}"
-conns=$((conns + 2))
+log "1 KB to 256 MB both ways"
+for n in 1024 16777216 268435456; do
+  check_download "$URL" "$n" 5 "${RESOLVE[@]}"
+  gen_file "$n" 6 "$T/up"
+  check_upload "$URL" "$T/up" "${RESOLVE[@]}"
+  conns=$((conns + 2))
+done
+rm -f "$T/up"
 
 log "PROXY v2 header: the backend sees the client's address, ALPN and SNI"
 LP=$(free_port)
@@ -75,18 +78,20 @@ if [ $ktls = yes ]; then
     fail "tls_stat: TlsTxSw +$dtx, TlsRxSw +$drx for $conns connections"
   log "tls_stat: TlsTxSw +$dtx, TlsRxSw +$drx for $conns connections"
 
-  log "sock_diag: an open connection shows the TLS ULP in both directions"
+  log "sock_diag: open TLS 1.2 and 1.3 connections show the TLS ULP, sw in both directions"
   mkfifo "$T/hold"
-  "$B/tests/bin/tls_client" --tls 1.3 "127.0.0.1:$FP" hold 1 <"$T/hold" >"$T/hold.out" &
-  PIDS+=($!)
-  exec 3>"$T/hold"                  # the connection stays open until we close this
-  for _ in $(seq 100); do grep -q "held 1" "$T/hold.out" && break; sleep 0.1; done
-  sleep 0.5                         # tlsoffd has installed kTLS right after the handshake
+  exec 3<>"$T/hold"                 # the holders' stdin: the connections stay open until it closes
+  "$B/tests/bin/tls_client" --tls 1.2 "127.0.0.1:$FP" hold 2 <"$T/hold" >"$T/hold12.out" & PIDS+=($!)
+  "$B/tests/bin/tls_client" --tls 1.3 "127.0.0.1:$FP" hold 2 <"$T/hold" >"$T/hold13.out" & PIDS+=($!)
+  for _ in $(seq 200); do grep -q "held 2" "$T/hold12.out" && grep -q "held 2" "$T/hold13.out" && break; sleep 0.1; done
+  sleep 0.5                         # tlsoffd installs kTLS right after each handshake
   ss -tieHn state established "sport = :$FP" >"$T/ss.out" || true
   exec 3>&-
   cat "$T/ss.out"
-  grep -q 'tcp-ulp-tls' "$T/ss.out" || fail "ss shows no tcp-ulp-tls on the client leg"
-  grep -q 'rxconf: sw' "$T/ss.out" && grep -q 'txconf: sw' "$T/ss.out" || fail "ss shows no sw rxconf/txconf"
+  for v in 1.2 1.3; do
+    n=$(grep -c "tcp-ulp-tls version: $v .*rxconf: sw txconf: sw" "$T/ss.out" || true)
+    [ "$n" -eq 2 ] || fail "ss shows $n TLS $v sockets with sw kTLS both ways, want 2"
+  done
 else
   n=$(grep -c ' close .*datapath=userspace (kernel has no TLS ULP)' "$T/tlsoffd.log" || true)
   [ "$n" -eq "$closed" ] || fail "$n of $closed connections logged userspace with the reason"

@@ -89,6 +89,9 @@ $(B)/tests/bin/%: $(B)/obj/tests/bin/%.o $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
 
+# Objects of tests/ are intermediate to make's pattern chains: keep them, or every make rebuilds them.
+.SECONDARY:
+
 -include $(shell find $(B)/obj -name '*.d' 2>/dev/null)
 
 # --- the README's contract -------------------------------------------------------------------------

@@ -113,11 +113,12 @@ void conn_free(struct conn *c)
 			 c->ktls & KTLS_RX ? "rx" : c->ktls ? "" : "none");
 		log_msg(c->error ? LOG_NOTICE : LOG_INFO,
 			"close frontend=%s client=%s server=%s tls=%s cipher=%s alpn=%s sni=%s datapath=%s%s%s%s "
-			"ktls=%s rekeys=%u in=%llu out=%llu ms=%llu reason=\"%s\"",
+			"ktls=%s kmode=tx:%s,rx:%s rekeys=%u in=%llu out=%llu ms=%llu reason=\"%s\"",
 			fe->conf.name, c->client, c->server_text ? c->server_text : "-",
 			c->version ? c->version : "-", c->cipher ? c->cipher : "-", c->alpn[0] ? c->alpn : "-",
 			c->sni[0] ? c->sni : "-", datapath_name(c->datapath), c->datapath_why ? " (" : "",
-			c->datapath_why ? c->datapath_why : "", c->datapath_why ? ")" : "", ktls, c->rekeys, (unsigned long long)c->up.bytes,
+			c->datapath_why ? c->datapath_why : "", c->datapath_why ? ")" : "", ktls,
+			c->txconf ? ktls_conf_name(c->txconf) : "-", c->rxconf ? ktls_conf_name(c->rxconf) : "-", c->rekeys, (unsigned long long)c->up.bytes,
 			(unsigned long long)c->down.bytes, (unsigned long long)(w->now_ms - c->start_ms),
 			c->close_reason ? c->close_reason : "done");
 	}
@@ -247,6 +248,8 @@ static void connected(struct conn *c)
 
 /* ---- handshake and datapath choice ------------------------------------------------------------------- */
 
+static int drain_buffered(struct conn *c);
+
 static void choose_datapath(struct conn *c)
 {
 	const struct ktls_caps *caps = c->w->caps;
@@ -274,6 +277,10 @@ static void choose_datapath(struct conn *c)
 		c->datapath_why = strdup("client negotiated max_fragment_length");
 		return;
 	}
+	if (drain_buffered(c) < 0) {
+		set_reason(c, "out of memory");
+		return;
+	}
 	/* RX first: if it fails nothing is in the kernel yet and OpenSSL keeps the whole connection. */
 	if (ktls_install(c->ssl, c->fd[CLIENT], KTLS_RX, &res) < 0) {
 		c->datapath_why = strdup(res.why);
@@ -288,6 +295,14 @@ static void choose_datapath(struct conn *c)
 	}
 	c->ktls |= KTLS_TX;
 	c->datapath = DATAPATH_SPLICE;
+	/* Software or NIC? Only the kernel knows (it falls back to software silently): ask it once. */
+	struct ktls_diag d;
+	if (!c->w->diag)
+		c->w->diag = sockdiag_open();
+	if (c->w->diag && sockdiag_ktls(c->w->diag, c->fd[CLIENT], &d) == 0) {
+		c->txconf = (uint8_t)d.txconf;
+		c->rxconf = (uint8_t)d.rxconf;
+	}
 	/* The kernel has the keys: keep only what KeyUpdate needs (TLS 1.3 on kernels that can rekey) and
 	 * free the SSL object with every other secret in it. */
 	if (v == 1 && caps->rekey)
@@ -300,6 +315,45 @@ static void choose_datapath(struct conn *c)
 /* The PROXY v2 header is built as soon as the handshake is done: it needs the SSL object (ALPN, and the
  * SNI as the client sent it, not c->sni, which is escaped and shortened for the log), and on the splice
  * datapath choose_datapath frees that object before the backend connect even starts. */
+/* Bytes for the backend before the relay starts: the PROXY header, then any plaintext OpenSSL had already
+ * decrypted when the keys moved to the kernel. */
+static int pre_append(struct conn *c, const void *data, size_t len)
+{
+	uint8_t *p = realloc(c->pre, c->pre_len + len);
+	if (!p)
+		return -1;
+	memcpy(p + c->pre_len, data, len);
+	c->pre = p;
+	c->pre_len += len;
+	return 0;
+}
+
+/* OpenSSL may hold whole records it already read (read-ahead, or a record that came with the client's
+ * Finished): the kernel would never see them, and the RX sequence number would be off. Read them out now
+ * (the record counter advances with them) and send them to the backend first. A partial record can't be
+ * handed over: then OpenSSL keeps the connection. */
+static int drain_buffered(struct conn *c)
+{
+	uint8_t buf[16384];
+	size_t total = 0;
+	while (SSL_has_pending(c->ssl)) {
+		int n = SSL_read(c->ssl, buf, sizeof(buf));
+		if (n <= 0)
+			break;
+		if (pre_append(c, buf, (size_t)n) < 0) {
+			OPENSSL_cleanse(buf, sizeof(buf));
+			return -1;
+		}
+		total += (size_t)n;
+	}
+	OPENSSL_cleanse(buf, sizeof(buf));
+	ERR_clear_error();
+	if (total)
+		log_debug("frontend=%s client=%s: forwarded %zu bytes OpenSSL had buffered before the kTLS handoff",
+			  c->fe->conf.name, c->client, total);
+	return 0;
+}
+
 static void build_proxy_header(struct conn *c)
 {
 	struct sockaddr_storage peer, local;
@@ -309,17 +363,15 @@ static void build_proxy_header(struct conn *c)
 	getpeername(c->fd[CLIENT], (struct sockaddr *)&peer, &pl);
 	getsockname(c->fd[CLIENT], (struct sockaddr *)&local, &ll);
 	SSL_get0_alpn_selected(c->ssl, &alpn, &alpn_len);
-	if (!(c->pre = malloc(PROXY_V2_MAX))) {
-		set_reason(c, "out of memory");
-		return;
-	}
-	int n = proxy_v2_build(c->pre, PROXY_V2_MAX, (struct sockaddr *)&peer, (struct sockaddr *)&local, alpn,
+	uint8_t hdr[PROXY_V2_MAX];
+	int n = proxy_v2_build(hdr, sizeof(hdr), (struct sockaddr *)&peer, (struct sockaddr *)&local, alpn,
 			       alpn_len, SSL_get_servername(c->ssl, TLSEXT_NAMETYPE_host_name));
 	if (n < 0) {
 		set_reason(c, "PROXY v2 header: address families differ");
 		return;
 	}
-	c->pre_len = (size_t)n;
+	if (pre_append(c, hdr, (size_t)n) < 0)
+		set_reason(c, "out of memory");
 }
 
 static void handshake(struct conn *c)

@@ -460,6 +460,7 @@ static void runtime_free(struct runtime *rt)
 			close(w->epfd);
 		if (w->wakefd >= 0)
 			close(w->wakefd);
+		sockdiag_close(w->diag);
 		pthread_mutex_destroy(&w->mu);
 	}
 	free(rt->workers);

@@ -17,6 +17,7 @@
 #include "tlsoff/config.h"
 #include "tlsoff/ktls.h"
 #include "tlsoff/proxy_v2.h"
+#include "tlsoff/sockdiag.h"
 #include "tlsoff/tls_ctx.h"
 
 #define RELAY_BUF   (16 * 1024)      /* userspace datapath: one TLS record of plaintext per direction */
@@ -86,6 +87,7 @@ struct conn {
 	enum tlsoff_datapath datapath;               /* chosen: DATAPATH_SPLICE or DATAPATH_USERSPACE */
 	char *datapath_why;                          /* why not kTLS (heap), NULL when offloaded */
 	unsigned ktls;                               /* KTLS_TX | KTLS_RX installed */
+	uint8_t txconf, rxconf;                      /* as sock_diag reports them: TLS_CONF_SW / _HW ... */
 	struct flow up, down;                        /* up: client -> backend, down: backend -> client */
 	int server;                                  /* index into backend servers, -1 before connecting */
 	unsigned attempts;
@@ -112,6 +114,7 @@ struct worker {
 	unsigned nconns;
 	uint64_t now_ms;
 	struct ktls_caps *caps;
+	struct nl_sock *diag;                        /* NETLINK_SOCK_DIAG, opened on first use */
 	/* reload: listeners prepared by the main thread, taken by the worker on its next wake-up */
 	pthread_mutex_t mu;
 	struct listener *pending_ls;

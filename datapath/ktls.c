@@ -607,30 +607,30 @@ int ktls_install(SSL *ssl, int fd, unsigned dirs, struct ktls_result *res)
 	/* Bytes OpenSSL already pulled off the socket (a decrypted record not yet read, or read-ahead data)
 	 * would be skipped by the kernel, and the RX sequence number would be wrong.
 	 * TX is unaffected and still goes ahead if it was asked for. */
-	unsigned todo = dirs;
+	unsigned wanted = dirs;
 	if ((dirs & KTLS_RX) && SSL_has_pending(ssl)) {
 		fail(res, EAGAIN, "RX: OpenSSL holds %d byte(s) of unread data%s: RX cannot go to the kernel "
 				  "until they are drained with SSL_read",
 		     SSL_pending(ssl), SSL_get_read_ahead(ssl) ? " (read-ahead is on)" : "");
-		todo &= ~(unsigned)KTLS_RX;
-		if (!todo)
+		wanted &= ~(unsigned)KTLS_RX;
+		if (!wanted)
 			return -1;
 	}
 
 	/* A record OpenSSL built but could not fully write yet (non-blocking socket) is already counted:
 	 * the kernel's records would overtake it. Flush first (repeat the SSL call until it completes). */
-	if ((todo & KTLS_TX) && SSL_want_write(ssl)) {
+	if ((wanted & KTLS_TX) && SSL_want_write(ssl)) {
 		fail(res, EAGAIN, "TX: OpenSSL still holds an unsent record (SSL_ERROR_WANT_WRITE): finish "
 				  "the pending SSL call before handing TX to the kernel");
-		todo &= ~(unsigned)KTLS_TX;
-		if (!todo)
+		wanted &= ~(unsigned)KTLS_TX;
+		if (!wanted)
 			return -1;
 	}
 
 	/* Derive everything first: a refusal here must leave the socket untouched. */
 	struct ktls_crypto_info info[2];
 	for (size_t i = 0; i < 2; i++)
-		if ((todo & steps[i].dir) && ktls_derive(ssl, steps[i].dir, &info[i], res) < 0) {
+		if ((wanted & steps[i].dir) && ktls_derive(ssl, steps[i].dir, &info[i], res) < 0) {
 			OPENSSL_cleanse(info, sizeof(info));
 			return -1;
 		}
@@ -642,7 +642,7 @@ int ktls_install(SSL *ssl, int fd, unsigned dirs, struct ktls_result *res)
 	uint16_t ver = kernel_version_of(ssl);
 	const struct ktls_cipher *c = ktls_cipher_by_ssl(SSL_get_current_cipher(ssl));
 	for (size_t i = 0; i < 2; i++) {
-		if (!(todo & steps[i].dir))
+		if (!(wanted & steps[i].dir))
 			continue;
 		int rc = setsockopt(fd, SOL_TLS, steps[i].optname, &info[i].u, (socklen_t)info[i].len);
 		int err = errno;

@@ -141,6 +141,10 @@ static SSL_CTX *new_ctx(const struct frontend_conf *fc, struct tls_frontend *tf)
 		return NULL;
 	}
 	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);   /* stateless tickets only */
+	/* Test hook: read-ahead makes OpenSSL hold application data at the handoff, which the kTLS path
+	 * must forward (tests/lab/tlsoffd_buffered.sh). Off in production: it only adds copies. */
+	if (getenv("TLSOFF_TEST_READ_AHEAD"))
+		SSL_CTX_set_read_ahead(ctx, 1);
 	tickets_attach(ctx);
 	SSL_CTX_set_tlsext_servername_callback(ctx, sni_cb);
 	SSL_CTX_set_tlsext_servername_arg(ctx, tf);

@@ -31,7 +31,7 @@ case "${TLSOFF_LAB_KERNEL:-}" in
       cat "$T/get.out" "$T/put.out"
       sent=$(cat "$T/get.out" "$T/put.out" | sed -n 's/.* \([0-9][0-9]*\) key updates sent/\1/p' | awk '{ s += $1 } END { print s + 0 }')
       [ "$sent" -ge 2 ] || fail "the client sent only $sent KeyUpdates"
-      n=$(grep -c 'close .*datapath=splice ktls=tx+rx rekeys=[1-9][0-9]* .*reason="done' "$T/tlsoffd.log" || true)
+      n=$(grep -c 'close .*datapath=splice ktls=tx+rx kmode=tx:sw,rx:sw rekeys=[1-9][0-9]* .*reason="done' "$T/tlsoffd.log" || true)
       [ "$n" -eq 2 ] || { grep close "$T/tlsoffd.log"; fail "expected 2 spliced connections that rekeyed, got $n"; }
       d=$(( $(tls_stat TlsRxRekeyOk) - ok0 ))
       [ "$d" -eq "$sent" ] || fail "TlsRxRekeyOk rose by $d for $sent KeyUpdates the client sent"

@@ -30,6 +30,9 @@ struct nl_sock *sockdiag_open(void)
 		errno = ENOMEM;
 		return NULL;
 	}
+	/* libnl asks for an ACK by default; sock_diag would send one after each answer, and the next query
+	 * would read that stale ACK instead of its own answer. */
+	nl_socket_disable_auto_ack(nl);
 	if (nl_connect(nl, NETLINK_SOCK_DIAG) < 0) {
 		nl_socket_free(nl);
 		errno = EPROTONOSUPPORT;

@@ -95,3 +95,29 @@ check_upload() {
   want="$(sha256 "$file") $(stat -c %s "$file")"
   [ "$got" = "$want" ] || fail "upload $(stat -c %s "$file") bytes ($*): backend saw '$got', want '$want'"
 }
+
+# edge_tlsoffd DATAPATH [TLSOFFD ARGS...]: the test backend and tlsoffd with one frontend "edge" (cert for
+# localhost) in front of it, on fresh ports; sets BP (backend) and FP (frontend).
+edge_tlsoffd() {
+  local dp=$1; shift
+  BP=$(free_port); FP=$(free_port)
+  make_cert edge localhost
+  cat >"$T/tlsoff.conf" <<CONF
+backend add app server 127.0.0.1:$BP
+frontend add edge listen 127.0.0.1:$FP cert $T/edge.crt key $T/edge.key backend app datapath $dp
+CONF
+  start_backend "$BP"
+  start_tlsoffd "$T/tlsoff.conf" "$FP" "$@"
+}
+
+# check_s_client PORT: GET through `openssl s_client`, TLS 1.2 then 1.3; the body's sha256 must match
+check_s_client() {
+  local v out want
+  want=$("$B/tests/bin/http_backend" --gen 5000 3 | sha256sum | cut -d' ' -f1)
+  for v in -tls1_2 -tls1_3; do
+    out=$(printf 'GET /bytes/5000/3 HTTP/1.0\r\n\r\n' |
+          timeout 30 openssl s_client -quiet "$v" -connect "127.0.0.1:$1" -servername localhost 2>/dev/null |
+          sed '1,/^\r$/d' | sha256sum | cut -d' ' -f1)
+    [ "$out" = "$want" ] || fail "s_client $v: body sha256 $out, want $want"
+  done
+}

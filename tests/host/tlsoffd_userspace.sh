@@ -51,13 +51,7 @@ who=$(curl -sS --fail --local-port "$LP" --resolve "localhost:$PP:127.0.0.1" --c
 conns=$((${conns:-0} + 1))
 
 log "openssl s_client, TLS 1.2 and 1.3"
-for v in -tls1_2 -tls1_3; do
-  out=$(printf 'GET /bytes/5000/3 HTTP/1.0\r\n\r\n' |
-        timeout 20 openssl s_client -quiet "$v" -connect "127.0.0.1:$FP" -servername localhost 2>/dev/null |
-        sed '1,/^\r$/d' | sha256sum | cut -d' ' -f1)
-  want=$("$B/tests/bin/http_backend" --gen 5000 3 | sha256sum | cut -d' ' -f1)
-  [ "$out" = "$want" ] || fail "s_client $v: body sha256 $out, want $want"
-done
+check_s_client "$FP"
 
 log "200 concurrent connections"
 pids=()

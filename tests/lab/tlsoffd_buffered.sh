@@ -7,14 +7,7 @@
 source "${TLSOFF_ROOT:-$(dirname "$0")/../..}/tests/lib.sh"
 [ "${TLSOFF_LAB_KERNEL:-}" = 5.10 ] && skip "no kTLS on 5.10: nothing is handed off"
 
-BP=$(free_port); FP=$(free_port)
-make_cert edge localhost
-cat >"$T/tlsoff.conf" <<CONF
-backend add app server 127.0.0.1:$BP
-frontend add edge listen 127.0.0.1:$FP cert $T/edge.crt key $T/edge.key backend app datapath splice
-CONF
-start_backend "$BP"
-TLSOFF_TEST_READ_AHEAD=1 start_tlsoffd "$T/tlsoff.conf" "$FP" --workers 1 --log-level debug
+TLSOFF_TEST_READ_AHEAD=1 edge_tlsoffd splice --workers 1 --log-level debug
 for v in 1.2 1.3; do
   for i in 1 2 3; do
     "$B/tests/bin/tls_client" --cork --tls "$v" "127.0.0.1:$FP" put 300000 "$i" || fail "TLS $v upload $i failed"

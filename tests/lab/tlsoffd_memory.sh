@@ -7,14 +7,7 @@
 source "${TLSOFF_ROOT:-$(dirname "$0")/../..}/tests/lib.sh"
 
 N=200
-BP=$(free_port); FP=$(free_port)
-make_cert edge localhost
-cat >"$T/tlsoff.conf" <<CONF
-backend add app server 127.0.0.1:$BP
-frontend add edge listen 127.0.0.1:$FP cert $T/edge.crt key $T/edge.key backend app datapath auto
-CONF
-start_backend "$BP"
-MALLOC_ARENA_MAX=1 start_tlsoffd "$T/tlsoff.conf" "$FP" --workers 1
+MALLOC_ARENA_MAX=1 edge_tlsoffd auto --workers 1
 "$B/tests/bin/tls_client" "127.0.0.1:$FP" get 100000 1 >/dev/null || fail "warm-up transfer"
 
 stats() {   # stats -> "connections heap_in_use" from tlsoffd's SIGUSR1 line

@@ -6,14 +6,7 @@
 # daemon goes on serving; without kTLS (5.10) OpenSSL handles KeyUpdate on the userspace datapath.
 source "${TLSOFF_ROOT:-$(dirname "$0")/../..}/tests/lib.sh"
 
-BP=$(free_port); FP=$(free_port)
-make_cert edge localhost
-cat >"$T/tlsoff.conf" <<CONF
-backend add app server 127.0.0.1:$BP
-frontend add edge listen 127.0.0.1:$FP cert $T/edge.crt key $T/edge.key backend app datapath splice
-CONF
-start_backend "$BP"
-start_tlsoffd "$T/tlsoff.conf" "$FP" --workers 1
+edge_tlsoffd splice --workers 1
 client() { "$B/tests/bin/tls_client" --tls 1.3 --key-update 250000 "127.0.0.1:$FP" "$@"; }   # ~15 per transfer
 rekey=$("$B/tlsoffd" --probe -j | grep -o '"rekey":[a-z]*' | cut -d: -f2)
 ok0=$(tls_stat TlsRxRekeyOk)

@@ -297,8 +297,10 @@ static void choose_datapath(struct conn *c)
 	c->datapath = DATAPATH_SPLICE;
 	/* Software or NIC? Only the kernel knows (it falls back to software silently): ask it once. */
 	struct ktls_diag d;
-	if (!c->w->diag)
+	if (!c->w->diag && !c->w->diag_failed) {
 		c->w->diag = sockdiag_open();
+		c->w->diag_failed = !c->w->diag;
+	}
 	if (c->w->diag && sockdiag_ktls(c->w->diag, c->fd[CLIENT], &d) == 0) {
 		c->txconf = (uint8_t)d.txconf;
 		c->rxconf = (uint8_t)d.rxconf;
@@ -348,6 +350,8 @@ static int drain_buffered(struct conn *c)
 	}
 	OPENSSL_cleanse(buf, sizeof(buf));
 	ERR_clear_error();
+	if (SSL_get_shutdown(c->ssl) & SSL_RECEIVED_SHUTDOWN)
+		c->up.eof = true;          /* OpenSSL consumed the client's close_notify: the kernel won't see it */
 	if (total)
 		log_debug("frontend=%s client=%s: forwarded %zu bytes OpenSSL had buffered before the kTLS handoff",
 			  c->fe->conf.name, c->client, total);
@@ -413,10 +417,12 @@ static void handshake(struct conn *c)
 	choose_datapath(c);
 	if (c->error)
 		return;
-	if (c->datapath == DATAPATH_SPLICE)
+	if (c->datapath == DATAPATH_SPLICE) {
 		COUNT(splice);
-	else
+	} else {
 		COUNT(userspace);
+		ktls_state_wipe(c->ssl, false);   /* OpenSSL keeps its own keys; ours are not needed */
+	}
 	log_debug("frontend=%s client=%s: %s %s, datapath %s%s%s%s", c->fe->conf.name, c->client, c->version,
 		  c->cipher, datapath_name(c->datapath), c->datapath_why ? " (" : "",
 		  c->datapath_why ? c->datapath_why : "", c->datapath_why ? ")" : "");
@@ -472,7 +478,7 @@ static void relay(struct conn *c)
 static void linger_start(struct conn *c)
 {
 	c->error = false;
-	c->close_reason = "done (the client kept sending after our close_notify)";
+	c->close_reason = "done (the client kept talking after our close_notify)";
 	if (c->fd[BACKEND] >= 0) {
 		close(c->fd[BACKEND]);
 		c->fd[BACKEND] = -1;
@@ -514,7 +520,8 @@ static void step(struct conn *c)
 			break;
 		case CS_RELAY:
 			relay(c);
-			if (c->error && c->down.shut && !c->up.eof)
+			/* Only the client talking after our close ends in a linger; real errors close at once. */
+			if (c->error && c->linger_ok && c->down.shut && !c->up.len && !c->up.inpipe)
 				linger_start(c);
 			break;
 		case CS_LINGER:

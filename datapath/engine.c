@@ -162,6 +162,7 @@ static void *worker_main(void *arg)
 
 	for (;;) {
 		int n = epoll_wait(w->epfd, ev, MAX_EVENTS, TICK_MS);
+		bool woken = false;
 		w->now_ms = now_ms();
 		for (int i = 0; i < n; i++) {
 			enum ep_kind kind = *(enum ep_kind *)ev[i].data.ptr;
@@ -171,8 +172,7 @@ static void *worker_main(void *arg)
 				uint64_t v;
 				if (read(w->wakefd, &v, sizeof(v)) < 0)
 					continue;
-				if (atomic_load(&run_state) == RUNNING)
-					apply_pending(w);
+				woken = true;   /* listener switch after the batch: its events point at the old set */
 			} else {
 				struct conn_ep *e = ev[i].data.ptr;
 				if (e->c->state == CS_DONE)      /* closed earlier in this batch */
@@ -181,6 +181,8 @@ static void *worker_main(void *arg)
 			}
 		}
 		conn_reap(w);
+		if (woken && atomic_load(&run_state) == RUNNING)
+			apply_pending(w);
 		int st = atomic_load(&run_state);
 		if (st != RUNNING && !draining) {
 			draining = true;
@@ -315,20 +317,22 @@ static struct listener *listeners_for(struct generation *g, const struct listene
 /* In the worker: switch to the listeners the main thread prepared (reload). */
 static void apply_pending(struct worker *w)
 {
+	/* The whole swap under the lock: reload() reads w->ls/w->nls of a worker under the same lock. */
 	pthread_mutex_lock(&w->mu);
-	struct listener *ls = w->pending_ls;
-	unsigned n = w->pending_nls, gen = w->pending_gen;
-	w->pending_ls = NULL;
-	pthread_mutex_unlock(&w->mu);
-	if (!ls)
+	struct listener *ls = w->pending_ls, *old = w->ls;
+	unsigned n = w->pending_nls, nold = w->nls, gen = w->pending_gen;
+	if (!ls) {
+		pthread_mutex_unlock(&w->mu);
 		return;
-	for (unsigned o = 0; o < w->nls; o++) {        /* sockets no frontend wants any more */
+	}
+	w->pending_ls = NULL;
+	for (unsigned o = 0; o < nold; o++) {           /* sockets no frontend wants any more */
 		bool kept = false;
 		for (unsigned k = 0; k < n; k++)
-			kept |= ls[k].fd == w->ls[o].fd;
-		if (!kept && w->ls[o].fd >= 0) {
-			listener_arm(w, &w->ls[o], false);
-			close(w->ls[o].fd);
+			kept |= ls[k].fd == old[o].fd;
+		if (!kept && old[o].fd >= 0) {
+			listener_arm(w, &old[o], false);
+			close(old[o].fd);
 		}
 	}
 	for (unsigned k = 0; k < n; k++) {
@@ -336,10 +340,27 @@ static void apply_pending(struct worker *w)
 		if (epoll_ctl(w->epfd, EPOLL_CTL_MOD, ls[k].fd, &ev) < 0)   /* kept: now points at its new entry */
 			epoll_ctl(w->epfd, EPOLL_CTL_ADD, ls[k].fd, &ev);  /* new, or paused by an EMFILE backoff */
 	}
-	free(w->ls);
 	w->ls = ls;
 	w->nls = n;
 	atomic_store(&w->gen_seen, gen);
+	pthread_mutex_unlock(&w->mu);
+	free(old);
+}
+
+/* Sockets of a prepared set that the worker never took over (stopping before its next wake-up). */
+static void close_pending(struct worker *w)
+{
+	pthread_mutex_lock(&w->mu);
+	for (unsigned k = 0; w->pending_ls && k < w->pending_nls; k++) {
+		bool live = false;
+		for (unsigned o = 0; o < w->nls; o++)
+			live |= w->ls[o].fd == w->pending_ls[k].fd;
+		if (!live)
+			close(w->pending_ls[k].fd);
+	}
+	free(w->pending_ls);
+	w->pending_ls = NULL;
+	pthread_mutex_unlock(&w->mu);
 }
 
 static void wake_all(struct runtime *rt)
@@ -388,10 +409,23 @@ static void reload(struct runtime *rt)
 			return;
 		}
 	}
+	for (unsigned i = 0; i < rt->nworkers; i++) {
+		pthread_mutex_lock(&rt->workers[i].mu);
+		bool busy = rt->workers[i].pending_ls != NULL;
+		pthread_mutex_unlock(&rt->workers[i].mu);
+		if (busy) {
+			log_err("reload: worker %u has not taken over the previous reload yet; try again", i);
+			gen_free(g);
+			return;
+		}
+	}
 	struct listener **sets = calloc(rt->nworkers, sizeof(*sets));
 	for (unsigned i = 0; sets && i < rt->nworkers; i++) {
 		struct worker *w = &rt->workers[i];
-		if (!(sets[i] = listeners_for(g, w->ls, w->nls, err, sizeof(err)))) {
+		pthread_mutex_lock(&w->mu);
+		sets[i] = listeners_for(g, w->ls, w->nls, err, sizeof(err));
+		pthread_mutex_unlock(&w->mu);
+		if (!sets[i]) {
 			for (unsigned k = 0; k < i; k++)   /* new sockets only: reused ones belong to the workers */
 				for (unsigned f = 0; f < g->nfrontends; f++) {
 					bool reused = false;
@@ -453,9 +487,9 @@ static void runtime_free(struct runtime *rt)
 {
 	for (unsigned i = 0; i < rt->nworkers; i++) {
 		struct worker *w = &rt->workers[i];
+		close_pending(w);
 		close_listeners(w);
 		free(w->ls);
-		free(w->pending_ls);
 		if (w->epfd >= 0)
 			close(w->epfd);
 		if (w->wakefd >= 0)
@@ -577,7 +611,7 @@ int engine_run(struct config *cfg, const struct engine_opts *opts, const struct 
 			 * allocations) next to the open connections: what an offloaded connection costs. */
 			unsigned open = 0;
 			for (unsigned i = 0; i < rt.nworkers; i++)
-				open += __atomic_load_n(&rt.workers[i].nconns, __ATOMIC_RELAXED);
+				open += atomic_load_explicit(&rt.workers[i].nconns, memory_order_relaxed);
 			struct mallinfo2 mi = mallinfo2();
 #define C(f) atomic_load_explicit(&counters.f, memory_order_relaxed)
 			log_notice("stats: connections=%u heap_in_use=%zu accepted=%lu refused_max_conns=%lu "

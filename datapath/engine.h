@@ -94,6 +94,7 @@ struct conn {
 	uint8_t *pre;                                /* PROXY v2 header to send before relaying (heap) */
 	size_t pre_len, pre_off;
 	bool key_update_pending;                     /* splice: our KeyUpdate answer is due before more TX */
+	bool linger_ok;                              /* the failure was the client talking after our close */
 	unsigned rekeys;                             /* TLS 1.3 KeyUpdates followed (each direction counts) */
 	uint64_t start_ms, deadline_ms;
 	char client[48], sni[64], alpn[32];
@@ -111,10 +112,11 @@ struct worker {
 	unsigned nls;
 	struct conn *conns;                          /* list head */
 	struct conn *dead;                           /* closed during this batch of events, freed after it */
-	unsigned nconns;
+	atomic_uint nconns;                          /* written by the worker, read by SIGUSR1 stats */
 	uint64_t now_ms;
 	struct ktls_caps *caps;
 	struct nl_sock *diag;                        /* NETLINK_SOCK_DIAG, opened on first use */
+	bool diag_failed;                            /* ... and not retried per connection if that failed */
 	/* reload: listeners prepared by the main thread, taken by the worker on its next wake-up */
 	pthread_mutex_t mu;
 	struct listener *pending_ls;

@@ -680,8 +680,9 @@ struct ktls_session *ktls_session_detach(SSL *ssl)
 	if (!st || SSL_version(ssl) != TLS1_3_VERSION || !cipher || !st->secret_len[SEC_CLIENT] ||
 	    st->secret_len[SEC_CLIENT] != st->secret_len[SEC_SERVER])
 		return NULL;
-	/* The secure heap (mlocked) when the daemon set one up; plain memory otherwise. */
-	if (!(ks = OPENSSL_secure_zalloc(sizeof(*ks))))
+	/* The secure heap (mlocked, never in a core dump) when the daemon set one up and it has room; plain
+	 * memory otherwise (OPENSSL_secure_clear_free handles both). */
+	if (!(ks = OPENSSL_secure_zalloc(sizeof(*ks))) && !(ks = OPENSSL_zalloc(sizeof(*ks))))
 		return NULL;
 	ks->row = ktls_cipher_by_ssl(cipher);
 	ks->md = SSL_CIPHER_get_handshake_digest(cipher);

@@ -108,6 +108,8 @@ static bool ssl_blocked(struct conn *c, struct flow *f, int r)
 		f->eof = true;
 		return true;
 	case SSL_ERROR_SYSCALL:
+		if (errno == EPIPE && f->from == CLIENT && c->down.shut)
+			c->linger_ok = true;            /* OpenSSL answering a KeyUpdate after our close_notify */
 		if (errno == 0 || errno == EAGAIN) {    /* EOF without close_notify */
 			if (f->from != CLIENT)
 				return fail(c, "client: connection reset");
@@ -204,6 +206,8 @@ static bool flush_key_update(struct conn *c)
 	static const uint8_t key_update[5] = { 24, 0, 0, 1, 0 };   /* KeyUpdate, update_not_requested */
 	struct ktls_result res;
 
+	if (c->down.shut)                  /* after our close_notify nothing more may be sent: no answer */
+		c->key_update_pending = false;
 	if (!c->key_update_pending || !c->wr[CLIENT])
 		return c->key_update_pending;
 	if (ktls_send_record(c->fd[CLIENT], TLS_RECORD_HANDSHAKE, key_update, sizeof(key_update)) < 0) {
@@ -229,17 +233,19 @@ static bool key_update(struct conn *c, bool update_requested)
 	struct ktls_result res;
 	static __thread char why[200];
 
-	if (!c->w->caps->rekey || !c->ks) {
+	if (!c->w->caps->rekey) {
 		COUNT(rekey_unsupported);
 		return fail(c, "client sent KeyUpdate: this kernel cannot rekey kTLS (needs 6.14+)");
 	}
+	if (!c->ks)
+		return fail(c, "client sent KeyUpdate: no traffic secrets were kept for this connection");
 	if (ktls_session_key_update(c->ks, c->fd[CLIENT], KTLS_RX, &res) < 0) {
 		snprintf(why, sizeof(why), "%s", res.why);
 		return fail(c, why);
 	}
 	c->rekeys++;
 	COUNT(rekeys);
-	if (update_requested)
+	if (update_requested && !c->down.shut)
 		c->key_update_pending = true;
 	return true;
 }
@@ -306,7 +312,8 @@ static bool pump_splice(struct conn *c, struct flow *f)
 				f->pipe_full = true;
 			else
 				c->rd[f->from] = false;
-		} else if (errno == EINVAL && f->from == CLIENT && (c->ktls & KTLS_RX)) {
+		} else if ((errno == EINVAL || errno == 524 /* ENOTSUPP, kernels before 5.5 */) && f->from == CLIENT &&
+			   (c->ktls & KTLS_RX)) {
 			moved = control_record(c, f);
 			if (c->error)
 				return false;

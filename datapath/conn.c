@@ -478,7 +478,8 @@ static void relay(struct conn *c)
 static void linger_start(struct conn *c)
 {
 	c->error = false;
-	c->close_reason = "done (the client kept talking after our close_notify)";
+	if (!c->close_reason)
+		c->close_reason = "done (the client kept talking after our close_notify)";
 	if (c->fd[BACKEND] >= 0) {
 		close(c->fd[BACKEND]);
 		c->fd[BACKEND] = -1;

@@ -235,6 +235,8 @@ static bool key_update(struct conn *c, bool update_requested)
 
 	if (!c->w->caps->rekey) {
 		COUNT(rekey_unsupported);
+		/* Everything went to the client already: end gracefully, so it still reads all of it. */
+		c->linger_ok = c->down.shut;
 		return fail(c, "client sent KeyUpdate: this kernel cannot rekey kTLS (needs 6.14+)");
 	}
 	if (!c->ks)

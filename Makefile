@@ -114,9 +114,10 @@ run:
 	@$(MAKE) --no-print-directory all
 	@scripts/run
 KERNEL ?= latest
-lab-shell:
+lab-shell:   # .cache/run is shared writable so `scripts/run` (the make run demo) works inside too
 	@scripts/deps
-	@scripts/ktls-lab --kernel $(KERNEL) --interactive
+	@mkdir -p .cache/run
+	@scripts/ktls-lab --kernel $(KERNEL) --share $(CURDIR)/.cache/run --interactive
 
 clean:
 	rm -rf $(B)

@@ -271,9 +271,11 @@ static bool control_record(struct conn *c, struct flow *f)
 		return true;
 	}
 	switch (type) {
-	case TLS_RECORD_DATA:                           /* raced with splice: pass it on (rare) */
-		if (write(f->pipe[1], buf, (size_t)n) != n)
-			return fail(c, "pipe write failed");
+	case TLS_RECORD_DATA:
+		/* Not expected (the record that stopped splice stays first in the queue), but if the kernel hands
+		 * one over, pass it on when the pipe has room for all of it; never drop a byte silently. */
+		if ((size_t)n > f->cap - f->inpipe || write(f->pipe[1], buf, (size_t)n) != n)
+			return fail(c, "client: a data record could not be passed on");
 		f->inpipe += (size_t)n;
 		return true;
 	case TLS_RECORD_ALERT:

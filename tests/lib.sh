@@ -121,3 +121,12 @@ check_s_client() {
     [ "$out" = "$want" ] || fail "s_client $v: body sha256 $out, want $want"
   done
 }
+
+# check_proxy_v2 PORT: through a frontend whose backend has proxy-protocol v2 (alpn http/1.1), the backend's
+# GET /whoami must report the client's own address and port, ALPN and SNI
+check_proxy_v2() {
+  local lp who
+  lp=$(free_port)
+  who=$(curl -sS --fail --local-port "$lp" --resolve "localhost:$1:127.0.0.1" --cacert "$T/edge.crt" "https://localhost:$1/whoami")
+  [ "$who" = "src=127.0.0.1:$lp dst=127.0.0.1:$1 alpn=http/1.1 authority=localhost" ] || fail "PROXY v2 header said: $who"
+}

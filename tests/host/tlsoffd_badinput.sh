@@ -145,23 +145,25 @@ port=$(field port "$(head -n1 <<<"$all")") out=$(tail -n1 <<<"$all")
 expect_reason "$port" 'backend: connection reset"'
 still_running "backend reset"
 
+# timed_failure PORT WHAT REASON_REGEX: a request through frontend PORT must fail after ~1 s (the
+# frontend's timeout), and its connection must be logged with that reason.
+timed_failure() {
+  local t0 out ms
+  t0=$(date +%s%N)
+  out=$(curl -sS -k --max-time 10 -w 'port=%{local_port}' -o /dev/null "https://127.0.0.1:$1/bytes/1000/1" 2>/dev/null) &&
+    fail "curl succeeded through $2"
+  ms=$((($(date +%s%N) - t0) / 1000000))
+  [ "$ms" -ge 950 ] && [ "$ms" -le 5000 ] || fail "$2: closed after $ms ms, want ~1000"
+  expect_reason "$(field port "$out")" "$3"
+  still_running "$2"
+}
+
 log "a backend that accepts and never answers: idle-timeout 1000"
-t0=$(date +%s%N)
-out=$(curl -sS -k --max-time 10 -w 'port=%{local_port}' -o /dev/null "https://127.0.0.1:$F5/bytes/1000/1" 2>/dev/null) &&
-  fail "curl succeeded through a silent backend"
-ms=$((($(date +%s%N) - t0) / 1000000))
-[ "$ms" -ge 950 ] && [ "$ms" -le 5000 ] || fail "silent backend: closed after $ms ms, want ~1000"
-expect_reason "$(field port "$out")" 'idle timeout"'
-still_running "idle timeout"
+timed_failure "$F5" "a silent backend" 'idle timeout"'
 
 log "a backend whose accept queue is full (SYNs dropped): connect-timeout 1000"
-t0=$(date +%s%N)
-out=$(curl -sS -k --max-time 10 -w 'port=%{local_port}' -o /dev/null "https://127.0.0.1:$F6/bytes/1000/1" 2>/dev/null) &&
-  fail "curl succeeded through a backend that never accepts"
-ms=$((($(date +%s%N) - t0) / 1000000))
-[ "$ms" -ge 950 ] && [ "$ms" -le 5000 ] || fail "stuck backend: closed after $ms ms, want ~1000"
-expect_reason "$(field port "$out")" 'backend: no server reachable \(1 tried; last 127\.0\.0\.1:[0-9]+: connect timeout after 1000 ms\)'
-still_running "connect timeout"
+timed_failure "$F6" "a backend that never accepts" \
+  'backend: no server reachable \(1 tried; last 127\.0\.0\.1:[0-9]+: connect timeout after 1000 ms\)'
 
 log "releasing the download: all 64 MB, sha256 equal"
 touch "$T/go"

@@ -45,9 +45,7 @@ done
 rm -f "$T/up"
 
 log "PROXY v2 header: the backend sees the client's address, ALPN and SNI"
-LP=$(free_port)
-who=$(curl -sS --fail --local-port "$LP" --resolve "localhost:$PP:127.0.0.1" --cacert "$T/edge.crt" "https://localhost:$PP/whoami")
-[ "$who" = "src=127.0.0.1:$LP dst=127.0.0.1:$PP alpn=http/1.1 authority=localhost" ] || fail "PROXY v2 header said: $who"
+check_proxy_v2 "$PP"
 conns=$((${conns:-0} + 1))
 
 log "openssl s_client, TLS 1.2 and 1.3"

@@ -26,7 +26,7 @@ free_port() {
   for _ in $(seq 100); do
     p=$((10000 + RANDOM % 22000))
     grep -qx "$p" "$T/.ports" 2>/dev/null && continue
-    ss -Htan "sport = :$p" | grep -q . && continue
+    ss -Htan "sport = :$p" | grep . >/dev/null && continue
     echo "$p" >>"$T/.ports"; echo "$p"; return
   done
   fail "no free port"
@@ -38,7 +38,7 @@ tls_stat() { awk -v n="$1" '$1 == n { print $2; found = 1 } END { if (!found) pr
 # wait_port PORT [SECONDS]: wait until something listens on 127.0.0.1:PORT
 wait_port() {
   local i
-  for i in $(seq $((${2:-10} * 10))); do ss -Htln "sport = :$1" | grep -q . && return 0; sleep 0.1; done
+  for i in $(seq $((${2:-10} * 10))); do ss -Htln "sport = :$1" | grep . >/dev/null && return 0; sleep 0.1; done
   fail "nothing listens on port $1"
 }
 

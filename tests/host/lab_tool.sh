@@ -43,7 +43,7 @@ grep -qw tls /proc/sys/net/ipv4/tcp_available_ulp || bad "no tls ULP"
 [ -e /proc/net/tls_stat ] || bad "no /proc/net/tls_stat"
 grep -q '^tls ' /proc/modules || bad "tls module not loaded"
 grep -q '^aesni_intel ' /proc/modules || bad "aesni-intel not loaded"
-ip link show lo | grep -q 'UP' || bad "lo is down"
+ip link show lo | grep 'UP' >/dev/null || bad "lo is down"
 mountpoint -q /sys/fs/bpf || bad "no bpffs"
 echo "from the guest $(uname -r)" >"$2/from-guest"
 echo lab-stderr-marker >&2

@@ -77,9 +77,12 @@ for k in $(seq 0 $((NC - 1))); do wait_line cli.$k.err 'holding at' 60; done
 
 # Every client has sent exactly half its bytes and stopped: the kernel objects must be there and the
 # counters must show those halves, both as "in" of a client socket and "out" of a backend socket.
-bpftool prog show id "$prog_id" | tee prog.txt | head -n1
+# (to files, not pipes into head/grep -q: an early-exiting reader fails the pipeline under pipefail)
+bpftool prog show id "$prog_id" >prog.txt
+head -n1 prog.txt
 grep -q 'sk_skb  *name splice_verdict' prog.txt || fail "bpftool: prog $prog_id is not the sk_skb verdict"
-bpftool map show id "$sources_id" | grep -q 'sockhash  *name splice_sources' || fail "bpftool: no splice_sources sockhash"
+bpftool map show id "$sources_id" >map.txt
+grep -q 'sockhash  *name splice_sources' map.txt || fail "bpftool: no splice_sources sockhash"
 # Sockhash values can't be read back (4-byte fd slots), but the keys (socket cookies) can be listed.
 n_src=$(bpftool map dump id "$sources_id" 2>/dev/null | grep -c '^key:' || true)
 n_tgt=$(bpftool map dump id "$targets_id" 2>/dev/null | grep -c '^key:' || true)

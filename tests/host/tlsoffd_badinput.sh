@@ -41,7 +41,7 @@ for m in reset silent backlog; do
   for _ in $(seq 50); do grep -q ready "$T/bad_backend.$m" 2>/dev/null && break; sleep 0.1; done
   grep -q ready "$T/bad_backend.$m" || fail "bad_backend $m never got ready"
 done
-for p in $D1 $D2; do ss -Htln "sport = :$p" | grep -q . && fail "port $p was meant to be unused"; done
+for p in $D1 $D2; do ss -Htln "sport = :$p" | grep . >/dev/null && fail "port $p was meant to be unused"; done
 start_tlsoffd "$T/tlsoff.conf" "$F6" --workers 2
 PEER="$B/tests/bin/bad_peer"
 field() { sed -n "s/.*\\b$1=\\([^ ]*\\).*/\\1/p" <<<"$2"; }

@@ -178,7 +178,7 @@ rc=0; timeout 5 "$B/tlsoffd" -f "$T/busy.conf" >"$T/out" 2>&1 || rc=$?
 [ "$rc" -ne 0 ] && [ "$rc" -ne 124 ] && grep -q "listen 127.0.0.1:$FD: Address already in use" "$T/out" ||
   fail "a second tlsoffd on port $FD: exit $rc, $(cat "$T/out")"
 [ "$(ss -Htln "sport = :$FD" | wc -l)" -eq 2 ] || fail "port $FD: expected only the first tlsoffd's 2 listeners"
-for p in $BX $BY; do ss -Htln "sport = :$p" | grep -q . && fail "port $p listens after a failed start"; done
+for p in $BX $BY; do ss -Htln "sport = :$p" | grep . >/dev/null && fail "port $p listens after a failed start"; done
 kill -0 "$TLSOFFD_PID" || fail "tlsoffd died"
 
 # drain_daemon NAME [ARGS]: a separate tlsoffd with its log in $T/NAME.log; sets DPID, DPORT
@@ -198,7 +198,7 @@ drain_daemon drain
 start_download "$DPORT" drain; D1=$DL
 kill -TERM "$DPID"
 dlog drain 'signal 15: draining'
-for _ in $(seq 30); do ss -Htln "sport = :$DPORT" | grep -q . || break; sleep 0.1; done
+for _ in $(seq 30); do ss -Htln "sport = :$DPORT" | grep . >/dev/null || break; sleep 0.1; done
 curl -sS -k --max-time 3 -o /dev/null "https://127.0.0.1:$DPORT/" 2>/dev/null && fail "a new connection was served while draining"
 sleep 0.5
 kill -0 "$DPID" || fail "tlsoffd exited before its open transfer finished"

@@ -309,8 +309,7 @@ static void choose_datapath(struct conn *c)
 	 * free the SSL object with every other secret in it. */
 	if (v == 1 && caps->rekey)
 		c->ks = ktls_session_detach(c->ssl);
-	ktls_state_wipe(c->ssl, false);
-	SSL_free(c->ssl);
+	SSL_free(c->ssl);                  /* our captured state goes with it, cleansed (ktls.c state_free) */
 	c->ssl = NULL;
 }
 

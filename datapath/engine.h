@@ -29,7 +29,6 @@ struct backend_rt {
 	struct backend_conf conf;
 	atomic_uint rr;                              /* round robin position */
 	atomic_int active[TLSOFF_MAX_SERVERS];       /* open connections per server (leastconn) */
-	atomic_int refs;
 };
 
 struct frontend_rt {

@@ -46,7 +46,6 @@ rm -f "$T/up"
 
 log "PROXY v2 header: the backend sees the client's address, ALPN and SNI"
 check_proxy_v2 "$PP"
-conns=$((${conns:-0} + 1))
 
 log "openssl s_client, TLS 1.2 and 1.3"
 check_s_client "$FP"

@@ -156,7 +156,7 @@ static bool valid_name(const char *s)
 }
 
 /* "h2,http/1.1" -> "\x02h2\x08http/1.1" */
-static int parse_alpn(const char *s, uint8_t *out, unsigned *len, char *err, size_t errlen)
+int tlsoff_alpn_parse(const char *s, uint8_t *out, unsigned *len, char *err, size_t errlen)
 {
 	unsigned n = 0;
 	while (*s) {
@@ -332,7 +332,7 @@ static int apply_opt(const struct cmd_opt *o, const char *val, void *base, const
 		return 0;
 	case O_ALPN: {
 		struct frontend_conf *f = base;
-		if (parse_alpn(val, f->alpn, &f->alpn_len, list, sizeof(list)))
+		if (tlsoff_alpn_parse(val, f->alpn, &f->alpn_len, list, sizeof(list)))
 			return errf(err, errlen, "%s: %s", what, list);
 		return 0;
 	}
@@ -351,6 +351,83 @@ static void defaults(struct cmd *c)
 	}
 }
 
+static int verb_of(const char *word, const char *const *allowed, enum cmd_verb *out)
+{
+	static const struct { const char *word; enum cmd_verb verb; } verbs[] = {
+		{ "add", CMD_ADD }, { "del", CMD_DEL }, { "drain", CMD_DRAIN }, { "enable", CMD_ENABLE },
+		{ "replace", CMD_REPLACE } };
+	for (; *allowed; allowed++)
+		if (!strcmp(word, *allowed))
+			for (size_t i = 0; i < sizeof(verbs) / sizeof(verbs[0]); i++)
+				if (!strcmp(word, verbs[i].word)) {
+					*out = verbs[i].verb;
+					return 0;
+				}
+	return -1;
+}
+
+/* server add|del|drain|enable BACKEND HOST:PORT */
+static int parse_server(int argc, char **argv, struct cmd *out, char *err, size_t errlen)
+{
+	static const char *const verbs[] = { "add", "del", "drain", "enable", NULL };
+	char msg[128];
+	out->object = CMD_SERVER;
+	if (argc < 2 || verb_of(argv[1], verbs, &out->verb))
+		return errf(err, errlen, "server: expected a verb: add, del, drain or enable");
+	if (argc != 4)
+		return errf(err, errlen, "usage: server %s BACKEND HOST:PORT", argv[1]);
+	if (!valid_name(argv[2]))
+		return errf(err, errlen, "server %s: bad backend name '%s'", argv[1], argv[2]);
+	snprintf(out->u.server.backend, TLSOFF_NAME_MAX, "%s", argv[2]);
+	/* add resolves a name as backend add does; the others look up what was written */
+	if (tlsoff_addr_parse(argv[3], out->verb == CMD_ADD, &out->u.server.addr, msg, sizeof(msg)))
+		return errf(err, errlen, "server %s %s: %s", argv[1], argv[2], msg);
+	return 0;
+}
+
+static int path_arg(const char *what, const char *val, char *field, char *err, size_t errlen)
+{
+	if (!*val || strlen(val) >= TLSOFF_PATH_MAX)
+		return errf(err, errlen, "%s: bad path '%.40s'", what, val);
+	snprintf(field, TLSOFF_PATH_MAX, "%s", val);
+	return 0;
+}
+
+/* cert add|replace FRONTEND cert CHAIN key KEY [old CHAIN] | cert del FRONTEND CHAIN */
+static int parse_cert(int argc, char **argv, struct cmd *out, char *err, size_t errlen)
+{
+	static const char *const verbs[] = { "add", "replace", "del", NULL };
+	out->object = CMD_CERT;
+	if (argc < 2 || verb_of(argv[1], verbs, &out->verb))
+		return errf(err, errlen, "cert: expected a verb: add, replace or del");
+	if (argc < 3 || !valid_name(argv[2]))
+		return errf(err, errlen, "cert %s: missing or bad FRONTEND name", argv[1]);
+	snprintf(out->u.cert.frontend, TLSOFF_NAME_MAX, "%s", argv[2]);
+	if (out->verb == CMD_DEL) {
+		if (argc != 4)
+			return errf(err, errlen, "usage: cert del FRONTEND CHAIN.pem");
+		return path_arg("cert del", argv[3], out->u.cert.cert.chain, err, errlen);
+	}
+	for (int i = 3; i < argc; i += 2) {
+		char *field = !strcmp(argv[i], "cert") ? out->u.cert.cert.chain :
+			      !strcmp(argv[i], "key") ? out->u.cert.cert.key :
+			      !strcmp(argv[i], "old") && out->verb == CMD_REPLACE ? out->u.cert.old : NULL;
+		if (!field)
+			return errf(err, errlen, "cert %s: unknown option '%s' (expected cert, key%s)", argv[1],
+				    argv[i], out->verb == CMD_REPLACE ? ", old" : "");
+		if (*field)
+			return errf(err, errlen, "cert %s: option '%s' given twice", argv[1], argv[i]);
+		if (i + 1 >= argc)
+			return errf(err, errlen, "cert %s: option '%s' needs a value", argv[1], argv[i]);
+		if (path_arg(argv[i], argv[i + 1], field, err, errlen))
+			return -1;
+	}
+	if (!out->u.cert.cert.chain[0] || !out->u.cert.cert.key[0])
+		return errf(err, errlen, "usage: cert %s FRONTEND cert CHAIN.pem key KEY.pem%s", argv[1],
+			    out->verb == CMD_REPLACE ? " [old OLDCHAIN.pem]" : "");
+	return 0;
+}
+
 int cmd_parse(int argc, char **argv, struct cmd *out, char *err, size_t errlen)
 {
 	const struct object_def *def = NULL;
@@ -359,11 +436,15 @@ int cmd_parse(int argc, char **argv, struct cmd *out, char *err, size_t errlen)
 	memset(out, 0, sizeof(*out));
 	if (argc < 1)
 		return errf(err, errlen, "empty command");
+	if (!strcmp(argv[0], "server"))
+		return parse_server(argc, argv, out, err, errlen);
+	if (!strcmp(argv[0], "cert"))
+		return parse_cert(argc, argv, out, err, errlen);
 	for (size_t i = 0; i < sizeof(objects) / sizeof(objects[0]); i++)
 		if (!strcmp(argv[0], objects[i].word))
 			def = &objects[i];
 	if (!def)
-		return errf(err, errlen, "unknown object '%s' (expected backend or frontend)", argv[0]);
+		return errf(err, errlen, "unknown object '%s' (expected backend, frontend, server or cert)", argv[0]);
 	out->object = def->object;
 	if (argc < 2)
 		return errf(err, errlen, "%s: missing verb (add or del)", argv[0]);
@@ -442,6 +523,90 @@ static bool same_addr(const struct tlsoff_addr *a, const struct tlsoff_addr *b)
 	return a->len == b->len && !memcmp(&a->ss, &b->ss, a->len);
 }
 
+static int find_server(const struct backend_conf *b, const struct tlsoff_addr *a)
+{
+	for (unsigned i = 0; i < b->nservers; i++)
+		if (same_addr(&b->servers[i], a) || !strcmp(b->servers[i].text, a->text))
+			return (int)i;
+	return -1;
+}
+
+static int apply_server(struct config *cfg, const struct cmd *c, char *err, size_t errlen)
+{
+	int bi = find_backend(cfg, c->u.server.backend);
+	if (bi < 0)
+		return errf(err, errlen, "no backend '%s'", c->u.server.backend);
+	struct backend_conf *b = &cfg->backends[bi];
+	int si = find_server(b, &c->u.server.addr);
+	const char *text = c->u.server.addr.text;
+	if (c->verb == CMD_ADD) {
+		if (si >= 0)
+			return errf(err, errlen, "backend '%s' already has server %s", b->name, text);
+		if (b->nservers == TLSOFF_MAX_SERVERS)
+			return errf(err, errlen, "backend '%s': at most %d servers", b->name, TLSOFF_MAX_SERVERS);
+		b->servers[b->nservers++] = c->u.server.addr;
+		return 0;
+	}
+	if (si < 0)
+		return errf(err, errlen, "backend '%s' has no server %s", b->name, text);
+	uint64_t bit = 1ull << si;
+	if (c->verb == CMD_DRAIN) {
+		b->drained |= bit;
+	} else if (c->verb == CMD_ENABLE) {
+		b->drained &= ~bit;
+	} else {
+		if (b->nservers == 1)
+			return errf(err, errlen, "%s is the last server of backend '%s' (delete the backend instead)",
+				    text, b->name);
+		memmove(&b->servers[si], &b->servers[si + 1], (--b->nservers - (unsigned)si) * sizeof(b->servers[0]));
+		uint64_t low = b->drained & (bit - 1), high = si < 63 ? b->drained >> (si + 1) << si : 0;
+		b->drained = low | high;
+	}
+	return 0;
+}
+
+static int find_cert(const struct frontend_conf *f, const char *chain)
+{
+	for (unsigned i = 0; i < f->ncerts; i++)
+		if (!strcmp(f->certs[i].chain, chain))
+			return (int)i;
+	return -1;
+}
+
+static int apply_cert(struct config *cfg, const struct cmd *c, char *err, size_t errlen)
+{
+	int fi = find_frontend(cfg, c->u.cert.frontend);
+	if (fi < 0)
+		return errf(err, errlen, "no frontend '%s'", c->u.cert.frontend);
+	struct frontend_conf *f = &cfg->frontends[fi];
+	const char *chain = c->u.cert.cert.chain;
+	int ci = find_cert(f, chain);
+	if (c->verb == CMD_ADD) {
+		if (ci >= 0)
+			return errf(err, errlen, "frontend '%s' already has cert %s (use cert replace)", f->name, chain);
+		if (f->ncerts == TLSOFF_MAX_CERTS)
+			return errf(err, errlen, "frontend '%s': at most %d certificates", f->name, TLSOFF_MAX_CERTS);
+		f->certs[f->ncerts++] = c->u.cert.cert;
+		return 0;
+	}
+	if (c->verb == CMD_REPLACE) {
+		int oi = c->u.cert.old[0] ? find_cert(f, c->u.cert.old) : ci;
+		if (oi < 0)
+			return errf(err, errlen, "frontend '%s' has no cert %s to replace", f->name,
+				    c->u.cert.old[0] ? c->u.cert.old : chain);
+		if (ci >= 0 && ci != oi)
+			return errf(err, errlen, "frontend '%s' already has cert %s", f->name, chain);
+		f->certs[oi] = c->u.cert.cert;   /* same position: the default stays the default */
+		return 0;
+	}
+	if (ci < 0)
+		return errf(err, errlen, "frontend '%s' has no cert %s", f->name, chain);
+	if (f->ncerts == 1)
+		return errf(err, errlen, "%s is the last certificate of frontend '%s'", chain, f->name);
+	memmove(&f->certs[ci], &f->certs[ci + 1], (--f->ncerts - (unsigned)ci) * sizeof(f->certs[0]));
+	return 0;
+}
+
 int config_apply(struct config *cfg, const struct cmd *c, char *err, size_t errlen)
 {
 	if (c->object == CMD_BACKEND && c->verb == CMD_ADD) {
@@ -476,13 +641,18 @@ int config_apply(struct config *cfg, const struct cmd *c, char *err, size_t errl
 			if (!strcmp(cfg->frontends[f].backend, c->u.name))
 				return errf(err, errlen, "backend '%s' is used by frontend '%s'", c->u.name,
 					    cfg->frontends[f].name);
-		cfg->backends[i] = cfg->backends[--cfg->nbackends];
+		/* keep the order: config dump writes objects in the order they run */
+		memmove(&cfg->backends[i], &cfg->backends[i + 1], (--cfg->nbackends - (unsigned)i) * sizeof(*cfg->backends));
 		return 0;
 	}
+	if (c->object == CMD_SERVER)
+		return apply_server(cfg, c, err, errlen);
+	if (c->object == CMD_CERT)
+		return apply_cert(cfg, c, err, errlen);
 	int i = find_frontend(cfg, c->u.name);
 	if (i < 0)
 		return errf(err, errlen, "no frontend '%s'", c->u.name);
-	cfg->frontends[i] = cfg->frontends[--cfg->nfrontends];
+	memmove(&cfg->frontends[i], &cfg->frontends[i + 1], (--cfg->nfrontends - (unsigned)i) * sizeof(*cfg->frontends));
 	return 0;
 }
 
@@ -495,6 +665,116 @@ int config_check(const struct config *cfg, char *err, size_t errlen)
 	return 0;
 }
 
+int config_copy(struct config *dst, const struct config *src)
+{
+	memset(dst, 0, sizeof(*dst));
+	dst->backends = malloc((src->nbackends ? src->nbackends : 1) * sizeof(*dst->backends));
+	dst->frontends = malloc((src->nfrontends ? src->nfrontends : 1) * sizeof(*dst->frontends));
+	if (!dst->backends || !dst->frontends) {
+		config_free(dst);
+		return -1;
+	}
+	memcpy(dst->backends, src->backends, src->nbackends * sizeof(*dst->backends));
+	memcpy(dst->frontends, src->frontends, src->nfrontends * sizeof(*dst->frontends));
+	dst->nbackends = src->nbackends;
+	dst->nfrontends = src->nfrontends;
+	return 0;
+}
+
+static const char *word_of(const struct enum_val *v, int value)
+{
+	for (; v->word; v++)
+		if (v->value == value)
+			return v->word;
+	return "?";
+}
+
+const char *tlsoff_balance_name(int balance) { return word_of(balance_vals, balance); }
+const char *tlsoff_datapath_name(int datapath) { return word_of(datapath_vals, datapath); }
+const char *tlsoff_tls_min_name(int tls_min) { return word_of(tls_vals, tls_min); }
+
+void tlsoff_alpn_format(const uint8_t *wire, unsigned len, char *out, size_t outlen)
+{
+	size_t n = 0;
+	out[0] = '\0';
+	for (unsigned i = 0; i < len && n < outlen; i += 1u + wire[i])
+		n += (size_t)snprintf(out + n, outlen - n, "%s%.*s", n ? "," : "", (int)wire[i], (const char *)wire + i + 1);
+}
+
+/* Append one word, quoted when cmd_split would otherwise cut or drop it. */
+static void put_word(char *buf, size_t len, size_t *n, const char *w)
+{
+	bool plain = *w != '\0';
+	for (const char *p = w; *p; p++)
+		plain &= !(*p == ' ' || *p == '\t' || *p == '"' || *p == '#' || *p == '\\');
+	if (*n)
+		*n += (size_t)snprintf(buf + *n, *n < len ? len - *n : 0, " ");
+	if (plain) {
+		*n += (size_t)snprintf(buf + *n, *n < len ? len - *n : 0, "%s", w);
+		return;
+	}
+	*n += (size_t)snprintf(buf + *n, *n < len ? len - *n : 0, "\"");
+	for (; *w; w++)
+		*n += (size_t)snprintf(buf + *n, *n < len ? len - *n : 0, "%s%c",
+				       *w == '"' || *w == '\\' ? "\\" : "", *w);
+	*n += (size_t)snprintf(buf + *n, *n < len ? len - *n : 0, "\"");
+}
+
+void config_format(const struct config *cfg, void (*line)(const char *text, void *arg), void *arg)
+{
+	size_t len = 64 * 1024, n;
+	char *buf = malloc(len), num[32];
+	if (!buf)
+		return;
+#define W(s) put_word(buf, len, &n, (s))
+#define U(v) (snprintf(num, sizeof(num), "%u", (unsigned)(v)), W(num))
+	for (unsigned i = 0; i < cfg->nbackends; i++) {
+		const struct backend_conf *b = &cfg->backends[i];
+		n = 0;
+		W("backend"); W("add"); W(b->name);
+		for (unsigned s = 0; s < b->nservers; s++) {
+			W("server"); W(b->servers[s].text);
+		}
+		W("balance"); W(tlsoff_balance_name(b->balance));
+		if (b->proxy_protocol) {
+			W("proxy-protocol"); W("v2");
+		}
+		W("connect-timeout"); U(b->connect_timeout_ms);
+		line(buf, arg);
+		for (unsigned s = 0; s < b->nservers; s++)
+			if (b->drained & (1ull << s)) {
+				n = 0;
+				W("server"); W("drain"); W(b->name); W(b->servers[s].text);
+				line(buf, arg);
+			}
+	}
+	for (unsigned i = 0; i < cfg->nfrontends; i++) {
+		const struct frontend_conf *f = &cfg->frontends[i];
+		char alpn[TLSOFF_ALPN_MAX * 2];
+		n = 0;
+		W("frontend"); W("add"); W(f->name); W("listen"); W(f->listen.text);
+		for (unsigned c = 0; c < f->ncerts; c++) {
+			W("cert"); W(f->certs[c].chain); W("key"); W(f->certs[c].key);
+		}
+		W("backend"); W(f->backend);
+		if (f->alpn_len) {
+			tlsoff_alpn_format(f->alpn, f->alpn_len, alpn, sizeof(alpn));
+			W("alpn"); W(alpn);
+		}
+		W("tls-min"); W(tlsoff_tls_min_name(f->tls_min));
+		W("datapath"); W(tlsoff_datapath_name(f->datapath));
+		W("handshake-timeout"); U(f->handshake_timeout_ms);
+		W("idle-timeout"); U(f->idle_timeout_ms);
+		if (f->max_conns) {
+			W("max-conns"); U(f->max_conns);
+		}
+		line(buf, arg);
+	}
+#undef W
+#undef U
+	free(buf);
+}
+
 void config_free(struct config *cfg)
 {
 	free(cfg->backends);
@@ -504,21 +784,30 @@ void config_free(struct config *cfg)
 
 /* Relative certificate paths in a file are relative to the file's directory, so a configuration and its
  * certificates can move together. */
-static int resolve_paths(const char *cfgpath, struct frontend_conf *f, char *err, size_t errlen)
+static int resolve_path(const char *cfgpath, char *path, char *err, size_t errlen)
 {
 	const char *slash = strrchr(cfgpath, '/');
-	int dirlen = slash ? (int)(slash - cfgpath) : 0;
-	for (unsigned i = 0; i < f->ncerts && slash; i++) {
-		char *paths[2] = { f->certs[i].chain, f->certs[i].key };
-		for (int k = 0; k < 2; k++) {
-			char joined[TLSOFF_PATH_MAX];
-			if (paths[k][0] == '/')
-				continue;
-			if (snprintf(joined, sizeof(joined), "%.*s/%s", dirlen, cfgpath, paths[k]) >= (int)sizeof(joined))
-				return errf(err, errlen, "frontend %s: path too long: %s", f->name, paths[k]);
-			memcpy(paths[k], joined, sizeof(joined));
-		}
-	}
+	char joined[TLSOFF_PATH_MAX];
+	if (!slash || !path[0] || path[0] == '/')
+		return 0;
+	if (snprintf(joined, sizeof(joined), "%.*s/%s", (int)(slash - cfgpath), cfgpath, path) >= (int)sizeof(joined))
+		return errf(err, errlen, "path too long: %s", path);
+	memcpy(path, joined, sizeof(joined));
+	return 0;
+}
+
+static int resolve_paths(const char *cfgpath, struct cmd *c, char *err, size_t errlen)
+{
+	if (c->object == CMD_CERT)
+		return resolve_path(cfgpath, c->u.cert.cert.chain, err, errlen) ||
+		       resolve_path(cfgpath, c->u.cert.cert.key, err, errlen) ||
+		       resolve_path(cfgpath, c->u.cert.old, err, errlen) ? -1 : 0;
+	if (c->object != CMD_FRONTEND || c->verb != CMD_ADD)
+		return 0;
+	for (unsigned i = 0; i < c->u.frontend.ncerts; i++)
+		if (resolve_path(cfgpath, c->u.frontend.certs[i].chain, err, errlen) ||
+		    resolve_path(cfgpath, c->u.frontend.certs[i].key, err, errlen))
+			return -1;
 	return 0;
 }
 
@@ -544,8 +833,7 @@ int config_load(const char *path, struct config *cfg, char *err, size_t errlen)
 		if (argc == 0)
 			continue;
 		if (argc < 0 || cmd_parse(argc, argv, c, msg, sizeof(msg)) ||
-		    (c->object == CMD_FRONTEND && c->verb == CMD_ADD &&
-		     resolve_paths(path, &c->u.frontend, msg, sizeof(msg))) ||
+		    resolve_paths(path, c, msg, sizeof(msg)) ||
 		    config_apply(cfg, c, msg, sizeof(msg))) {
 			rc = errf(err, errlen, "%s:%u: %s", path, lineno, msg);
 			break;

@@ -6,6 +6,10 @@
  *               backend NAME [alpn h2,http/1.1] [tls-min 1.2|1.3] [datapath auto|splice|userspace]
  *               [handshake-timeout MS] [idle-timeout MS] [max-conns N]
  *   backend del NAME | frontend del NAME
+ *   server add|del|drain|enable BACKEND HOST:PORT
+ *   cert add FRONTEND cert CHAIN.pem key KEY.pem
+ *   cert replace FRONTEND cert CHAIN.pem key KEY.pem [old OLDCHAIN.pem]
+ *   cert del FRONTEND CHAIN.pem
  *
  * One parser, table-driven (struct cmd_opt rows), for a file and for a single command line. Errors are a
  * human-readable message; config_load prefixes "FILE:LINE: ". Nothing here opens sockets or certificates:
@@ -42,6 +46,7 @@ struct backend_conf {
 	enum tlsoff_balance balance;
 	unsigned proxy_protocol;      /* 0 = off, 2 = PROXY v2 */
 	unsigned connect_timeout_ms;
+	uint64_t drained;             /* bit i: servers[i] takes no new connections (server drain) */
 	unsigned line;                /* where it was defined (0: not from a file) */
 };
 
@@ -65,8 +70,8 @@ struct frontend_conf {
 	unsigned line;
 };
 
-enum cmd_object { CMD_BACKEND, CMD_FRONTEND };
-enum cmd_verb { CMD_ADD, CMD_DEL };
+enum cmd_object { CMD_BACKEND, CMD_FRONTEND, CMD_SERVER, CMD_CERT };
+enum cmd_verb { CMD_ADD, CMD_DEL, CMD_DRAIN, CMD_ENABLE, CMD_REPLACE };
 
 struct cmd {
 	enum cmd_object object;
@@ -74,7 +79,16 @@ struct cmd {
 	union {
 		struct backend_conf backend;
 		struct frontend_conf frontend;
-		char name[TLSOFF_NAME_MAX];           /* del */
+		char name[TLSOFF_NAME_MAX];           /* backend/frontend del */
+		struct {
+			char backend[TLSOFF_NAME_MAX];
+			struct tlsoff_addr addr;
+		} server;
+		struct {
+			char frontend[TLSOFF_NAME_MAX];
+			struct cert_conf cert;        /* del: only chain */
+			char old[TLSOFF_PATH_MAX];    /* replace: the chain replaced ("" = the same path) */
+		} cert;
 	} u;
 };
 
@@ -109,6 +123,23 @@ int config_check(const struct config *cfg, char *err, size_t errlen);
 int config_load(const char *path, struct config *cfg, char *err, size_t errlen);
 
 void config_free(struct config *cfg);
+
+/* A deep copy (dst is overwritten). Returns 0 or -1 (out of memory). */
+int config_copy(struct config *dst, const struct config *src);
+
+/* The configuration as command lines that config_load and tlsoffctl -batch accept and that rebuild it:
+ * line(text, arg) is called once per line (no newline). Every option is written out, defaults included,
+ * so a dump of the reloaded configuration is identical. */
+void config_format(const struct config *cfg, void (*line)(const char *text, void *arg), void *arg);
+
+/* ALPN between "h2,http/1.1" and the wire format. */
+int tlsoff_alpn_parse(const char *text, uint8_t *out, unsigned *len, char *err, size_t errlen);
+void tlsoff_alpn_format(const uint8_t *wire, unsigned len, char *out, size_t outlen);
+
+/* Word tables shared with tlsoffctl's output: "roundrobin", "1.3", "splice" ... */
+const char *tlsoff_balance_name(int balance);
+const char *tlsoff_datapath_name(int datapath);
+const char *tlsoff_tls_min_name(int tls_min);
 
 /* Parse "HOST:PORT", "[V6]:PORT" (numeric hosts, or names resolved with getaddrinfo when resolve). */
 int tlsoff_addr_parse(const char *text, bool resolve, struct tlsoff_addr *out, char *err, size_t errlen);

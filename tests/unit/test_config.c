@@ -131,7 +131,7 @@ END_TEST
 /* Every error names what is wrong in words an operator understands. */
 static const struct { const char *cmd, *msg; } bad_cmds[] = {
 	{ "", "empty command" },
-	{ "listener add x", "unknown object 'listener' (expected backend or frontend)" },
+	{ "listener add x", "unknown object 'listener' (expected backend, frontend, server or cert)" },
 	{ "backend make x", "backend: unknown verb 'make' (expected add or del)" },
 	{ "backend add", "backend add: missing NAME" },
 	{ "backend add b@d server 1.2.3.4:5", "backend add: bad name 'b@d'" },
@@ -219,6 +219,75 @@ START_TEST(load_bad_file)
 }
 END_TEST
 
+/* Runtime commands (server, cert) on a loaded configuration, then config_format: the dump reloads into
+ * the same configuration and dumps identically (what `tlsoffctl config dump` promises). */
+static void collect(const char *text, void *arg)
+{
+	char *out = arg;
+	strcat(out, text);
+	strcat(out, "\n");
+}
+
+static void apply(struct config *cfg, const char *text, const char *want_err)
+{
+	struct cmd c;
+	int rc = parse(text, &c);
+	if (rc == 0)
+		rc = config_apply(cfg, &c, err, sizeof(err));
+	if (want_err) {
+		ck_assert_msg(rc < 0 && strstr(err, want_err), "%s: got '%s', want '%s'", text, rc ? err : "ok",
+			      want_err);
+	} else {
+		ck_assert_msg(rc == 0, "%s: %s", text, err);
+	}
+}
+
+START_TEST(runtime_commands_and_dump_round_trip)
+{
+	struct config cfg, again;
+	static char dump1[8192], dump2[8192];
+	char *path = strdup(write_file("backend add app server 127.0.0.1:8080 server 127.0.0.1:8081 balance leastconn "
+				      "proxy-protocol v2\n"
+				      "frontend add edge listen 127.0.0.1:8443 cert /c/a.pem key /c/a.key backend app "
+				      "alpn h2,http/1.1 tls-min 1.3 max-conns 7\n"));
+	ck_assert_msg(config_load(path, &cfg, err, sizeof(err)) == 0, "%s", err);
+	apply(&cfg, "server add app 127.0.0.1:8082", NULL);
+	apply(&cfg, "server add app 127.0.0.1:8082", "already has server 127.0.0.1:8082");
+	apply(&cfg, "server drain app 127.0.0.1:8082", NULL);
+	apply(&cfg, "server drain app 127.0.0.1:8081", NULL);
+	apply(&cfg, "server del app 127.0.0.1:8081", NULL);   /* the drained bit of 8082 moves down with it */
+	ck_assert_uint_eq(cfg.backends[0].nservers, 2);
+	ck_assert_uint_eq(cfg.backends[0].drained, 2);
+	apply(&cfg, "server enable app 127.0.0.1:9999", "has no server 127.0.0.1:9999");
+	apply(&cfg, "server drain nope 127.0.0.1:1", "no backend 'nope'");
+	apply(&cfg, "cert add edge cert \"/c/with space.pem\" key /c/b.key", NULL);
+	apply(&cfg, "cert add edge cert /c/a.pem key /c/a.key", "already has cert /c/a.pem");
+	apply(&cfg, "cert replace edge cert /c/a2.pem key /c/a2.key old /c/a.pem", NULL);
+	ck_assert_str_eq(cfg.frontends[0].certs[0].chain, "/c/a2.pem");   /* still the default */
+	apply(&cfg, "cert replace edge cert /c/x.pem key /c/x.key", "has no cert /c/x.pem to replace");
+	apply(&cfg, "cert del edge /c/nope.pem", "has no cert /c/nope.pem");
+	apply(&cfg, "cert del edge /c/a2.pem", NULL);
+	apply(&cfg, "cert del edge \"/c/with space.pem\"", "last certificate");
+	apply(&cfg, "server del app 127.0.0.1:8080", NULL);
+	apply(&cfg, "server del app 127.0.0.1:8082", "last server");
+
+	dump1[0] = dump2[0] = '\0';
+	config_format(&cfg, collect, dump1);
+	ck_assert_msg(strstr(dump1, "server drain app 127.0.0.1:8082\n"), "%s", dump1);
+	ck_assert_msg(strstr(dump1, "cert \"/c/with space.pem\" key /c/b.key"), "%s", dump1);
+	ck_assert_msg(strstr(dump1, "alpn h2,http/1.1 tls-min 1.3"), "%s", dump1);
+	const char *path2 = write_file(dump1);
+	ck_assert_msg(config_load(path2, &again, err, sizeof(err)) == 0, "%s\n%s", err, dump1);
+	config_format(&again, collect, dump2);
+	ck_assert_str_eq(dump1, dump2);
+	config_free(&cfg);
+	config_free(&again);
+	unlink(path);
+	unlink(path2);
+	free(path);
+}
+END_TEST
+
 START_TEST(load_missing_file)
 {
 	struct config cfg;
@@ -240,6 +309,7 @@ int main(void)
 	tcase_add_test(tc, load_good_file);
 	tcase_add_loop_test(tc, load_bad_file, 0, sizeof(bad_files) / sizeof(bad_files[0]));
 	tcase_add_test(tc, load_missing_file);
+	tcase_add_test(tc, runtime_commands_and_dump_round_trip);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);

@@ -71,6 +71,8 @@ struct conn *conn_new(struct worker *w, struct frontend_rt *fe, int fd, const st
 	struct conn *c = calloc(1, sizeof(*c));
 	if (!c)
 		return NULL;
+	static atomic_ulong next_id;
+	c->id = atomic_fetch_add_explicit(&next_id, 1, memory_order_relaxed) + 1;
 	c->w = w;
 	c->fe = fe;
 	c->fd[CLIENT] = fd;
@@ -100,6 +102,34 @@ struct conn *conn_new(struct worker *w, struct frontend_rt *fe, int fd, const st
 static const char *datapath_name(enum tlsoff_datapath d)
 {
 	return d == DATAPATH_SPLICE ? "splice" : d == DATAPATH_USERSPACE ? "userspace" : "auto";
+}
+
+void conn_describe(const struct conn *c, struct conn_info *out)
+{
+	static const char *const states[] = { [CS_HANDSHAKE] = "handshake", [CS_CONNECT] = "connect",
+					      [CS_RELAY] = "relay", [CS_LINGER] = "linger", [CS_DONE] = "done" };
+	socklen_t len = sizeof(out->cookie);
+	memset(out, 0, sizeof(*out));
+	out->id = c->id;
+	if (getsockopt(c->fd[CLIENT], SOL_SOCKET, SO_COOKIE, &out->cookie, &len) < 0)
+		out->cookie = 0;
+	out->in = c->up.bytes;
+	out->out = c->down.bytes;
+	out->age_ms = c->w->now_ms - c->start_ms;
+	snprintf(out->frontend, sizeof(out->frontend), "%s", c->fe->conf.name);
+	snprintf(out->backend, sizeof(out->backend), "%s", c->fe->conf.backend);
+	snprintf(out->client, sizeof(out->client), "%s", c->client);
+	snprintf(out->server, sizeof(out->server), "%s", c->server_text ? c->server_text : "");
+	snprintf(out->sni, sizeof(out->sni), "%s", c->sni);
+	snprintf(out->alpn, sizeof(out->alpn), "%s", c->alpn);
+	snprintf(out->why, sizeof(out->why), "%s", c->datapath_why ? c->datapath_why : "");
+	out->state = states[c->state];
+	out->version = c->version ? c->version : "";
+	out->cipher = c->cipher ? c->cipher : "";
+	out->datapath = c->state == CS_HANDSHAKE ? "" : datapath_name(c->datapath);
+	out->ktls = c->ktls;
+	out->rekeys = c->rekeys;
+	out->worker = (unsigned)c->w->id;
 }
 
 void conn_free(struct conn *c)
@@ -181,7 +211,14 @@ static void no_server(struct conn *c, const char *last_server, const char *last_
 static void start_connect(struct conn *c)
 {
 	struct backend_rt *be = c->fe->backend;
-	while (c->attempts < be->conf.nservers) {
+	if (!backend_usable(be)) {
+		static __thread char why[120];
+		snprintf(why, sizeof(why), "backend %s: every server is drained", be->conf.name);
+		log_warn("frontend=%s client=%s: %s", c->fe->conf.name, c->client, why);
+		set_reason(c, why);
+		return;
+	}
+	while (c->attempts < backend_usable(be)) {
 		c->server = backend_pick(be, c->attempts++, c->server);
 		const struct tlsoff_addr *a = &be->conf.servers[c->server];
 		c->server_text = a->text;
@@ -199,8 +236,8 @@ static void start_connect(struct conn *c)
 		}
 		log_warn("frontend=%s client=%s: backend %s server %s: %s%s", c->fe->conf.name, c->client,
 			 be->conf.name, a->text, strerror(-rc),
-			 c->attempts < be->conf.nservers ? ", trying the next server" : "");
-		if (c->attempts == be->conf.nservers)
+			 c->attempts < backend_usable(be) ? ", trying the next server" : "");
+		if (c->attempts == backend_usable(be))
 			no_server(c, a->text, strerror(-rc));
 	}
 }
@@ -216,12 +253,12 @@ static void connect_failed(struct conn *c, int err, bool timed_out)
 	else
 		snprintf(what, sizeof(what), "connect: %s", strerror(err));
 	log_warn("frontend=%s client=%s: backend %s server %s: %s%s", c->fe->conf.name, c->client,
-		 be->conf.name, c->server_text, what, c->attempts < be->conf.nservers ? ", trying the next server" : "");
+		 be->conf.name, c->server_text, what, c->attempts < backend_usable(be) ? ", trying the next server" : "");
 	close(c->fd[BACKEND]);
 	c->fd[BACKEND] = -1;
 	c->rd[BACKEND] = c->wr[BACKEND] = false;
 	atomic_fetch_sub(&be->active[c->server], 1);
-	if (c->attempts == be->conf.nservers)
+	if (c->attempts == backend_usable(be))
 		no_server(c, c->server_text, what);
 	else
 		start_connect(c);

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -17,6 +18,8 @@
 
 #include "engine.h"
 #include "tlsoff/log.h"
+#include "tlsoff/netdev.h"
+#include "tlsoff/sockmap_splice.h"
 #include "tlsoff/tickets.h"
 
 #define TICK_MS          250
@@ -153,6 +156,48 @@ static void close_listeners(struct worker *w)
 
 static void apply_pending(struct worker *w);
 
+/* A control request (conn show / conn kill), answered on this thread: connections are only ever touched
+ * by their own worker. */
+static void serve_request(struct worker *w)
+{
+	pthread_mutex_lock(&w->mu);
+	struct worker_req *r = w->req;
+	w->req = NULL;
+	pthread_mutex_unlock(&w->mu);
+	if (!r)
+		return;
+	for (struct conn *c = w->conns, *next; c; c = next) {
+		next = c->next;
+		if (r->kill_id) {
+			if (c->id != r->kill_id)
+				continue;
+			r->found = true;
+			c->close_reason = "killed by tlsoffctl conn kill";
+			c->error = true;
+			conn_free(c);
+			conn_reap(w);
+			break;
+		}
+		if (c->state == CS_DONE)
+			continue;
+		if (r->n == r->cap) {
+			size_t cap = r->cap ? r->cap * 2 : 64;
+			struct conn_info *v = realloc(r->v, cap * sizeof(*v));
+			if (!v) {
+				r->failed = true;
+				break;
+			}
+			r->v = v;
+			r->cap = cap;
+		}
+		conn_describe(c, &r->v[r->n++]);
+	}
+	pthread_mutex_lock(&w->mu);
+	r->done = true;
+	pthread_cond_broadcast(&w->cv);
+	pthread_mutex_unlock(&w->mu);
+}
+
 static void *worker_main(void *arg)
 {
 	struct worker *w = arg;
@@ -183,6 +228,8 @@ static void *worker_main(void *arg)
 		conn_reap(w);
 		if (woken && atomic_load(&run_state) == RUNNING)
 			apply_pending(w);
+		if (woken)
+			serve_request(w);
 		int st = atomic_load(&run_state);
 		if (st != RUNNING && !draining) {
 			draining = true;
@@ -196,8 +243,10 @@ static void *worker_main(void *arg)
 			}
 			conn_reap(w);
 		}
-		if (draining && !w->conns)
+		if (draining && !w->conns) {
+			serve_request(w);    /* an empty answer rather than a control thread waiting for nobody */
 			break;
+		}
 		if (w->now_ms - last_tick >= TICK_MS) {
 			last_tick = w->now_ms;
 			timers(w);
@@ -224,7 +273,14 @@ struct runtime {
 	struct generation *cur, *retired;
 	struct worker *workers;
 	unsigned nworkers;
+	bool *exited;                         /* worker threads joined */
 	const char *config_path;
+	struct config running;                /* what cur was built from: control commands edit a copy */
+	unsigned control_changes;             /* since the file was last loaded (SIGHUP discards them) */
+	uint64_t start_ms;
+	const struct ktls_caps *caps;
+	bool sockmap;
+	char sockmap_why[160];
 };
 
 static void gen_free(struct generation *g)
@@ -380,33 +436,23 @@ static void log_frontends(const struct generation *g)
 			   g->frontends[i].conf.datapath == DATAPATH_USERSPACE ? "userspace" : "auto");
 }
 
-/* SIGHUP: re-read the file. New frontends, certificates and backends apply to new connections; open
- * connections keep the generation they started with. Any error leaves the running configuration as it is. */
-static void reload(struct runtime *rt)
+/* Make cfg the running configuration: a new generation (certificates loaded, new listeners bound and
+ * listening before this returns, so a frontend accepts as soon as its command is acked), handed to the
+ * workers. New frontends, certificates and backends apply to new connections; open connections keep the
+ * generation they started with. On error (err set) nothing changes; on success cfg is consumed. */
+static int apply_config(struct runtime *rt, struct config *cfg, char *err, size_t errlen)
 {
-	struct config cfg;
-	char err[TLSOFF_ERR_MAX + TLSOFF_PATH_MAX];
-	struct generation *g;
-
-	if (config_load(rt->config_path, &cfg, err, sizeof(err)) < 0) {
-		log_err("reload: %s; running configuration unchanged", err);
-		return;
-	}
-	g = gen_build(&cfg, rt->cur->id + 1, err, sizeof(err));
-	config_free(&cfg);
-	if (!g) {
-		log_err("reload: %s; running configuration unchanged", err);
-		return;
-	}
+	struct generation *g = gen_build(cfg, rt->cur->id + 1, err, errlen);
+	if (!g)
+		return -1;
 	/* Addresses nobody listened on before must be free (see address_free). */
 	for (unsigned f = 0; f < g->nfrontends; f++) {
 		bool known = false;
 		for (unsigned o = 0; o < rt->cur->nfrontends; o++)
 			known |= same_listen(&rt->cur->frontends[o].conf, &g->frontends[f].conf);
-		if (!known && address_free(&g->frontends[f].conf, err, sizeof(err)) < 0) {
-			log_err("reload: %s; running configuration unchanged", err);
+		if (!known && address_free(&g->frontends[f].conf, err, errlen) < 0) {
 			gen_free(g);
-			return;
+			return -1;
 		}
 	}
 	for (unsigned i = 0; i < rt->nworkers; i++) {
@@ -414,16 +460,16 @@ static void reload(struct runtime *rt)
 		bool busy = rt->workers[i].pending_ls != NULL;
 		pthread_mutex_unlock(&rt->workers[i].mu);
 		if (busy) {
-			log_err("reload: worker %u has not taken over the previous reload yet; try again", i);
+			snprintf(err, errlen, "worker %u has not taken over the previous change yet; try again", i);
 			gen_free(g);
-			return;
+			return -1;
 		}
 	}
 	struct listener **sets = calloc(rt->nworkers, sizeof(*sets));
 	for (unsigned i = 0; sets && i < rt->nworkers; i++) {
 		struct worker *w = &rt->workers[i];
 		pthread_mutex_lock(&w->mu);
-		sets[i] = listeners_for(g, w->ls, w->nls, err, sizeof(err));
+		sets[i] = listeners_for(g, w->ls, w->nls, err, errlen);
 		pthread_mutex_unlock(&w->mu);
 		if (!sets[i]) {
 			for (unsigned k = 0; k < i; k++)   /* new sockets only: reused ones belong to the workers */
@@ -437,15 +483,14 @@ static void reload(struct runtime *rt)
 			for (unsigned k = 0; k < i; k++)
 				free(sets[k]);
 			free(sets);
-			log_err("reload: %s; running configuration unchanged", err);
 			gen_free(g);
-			return;
+			return -1;
 		}
 	}
 	if (!sets) {
-		log_err("reload: out of memory; running configuration unchanged");
+		snprintf(err, errlen, "out of memory");
 		gen_free(g);
-		return;
+		return -1;
 	}
 	for (unsigned i = 0; i < rt->nworkers; i++) {
 		struct worker *w = &rt->workers[i];
@@ -459,11 +504,165 @@ static void reload(struct runtime *rt)
 	rt->cur->next = rt->retired;
 	rt->retired = rt->cur;
 	rt->cur = g;
+	config_free(&rt->running);
+	rt->running = *cfg;
+	memset(cfg, 0, sizeof(*cfg));
 	wake_all(rt);
-	log_notice("reload: configuration generation %u: %u frontend(s), %u backend(s)", g->id, g->nfrontends,
+	log_notice("configuration generation %u: %u frontend(s), %u backend(s)", g->id, g->nfrontends,
 		   g->nbackends);
 	log_frontends(g);
+	return 0;
 }
+
+/* SIGHUP: the file replaces the running configuration, changes made over the control socket included
+ * (docs/control-protocol.md: the last one applied wins). Any error leaves the running configuration as is. */
+static void reload(struct runtime *rt)
+{
+	struct config cfg;
+	char err[TLSOFF_ERR_MAX + TLSOFF_PATH_MAX];
+
+	if (config_load(rt->config_path, &cfg, err, sizeof(err)) < 0 || apply_config(rt, &cfg, err, sizeof(err)) < 0) {
+		config_free(&cfg);
+		log_err("reload: %s; running configuration unchanged", err);
+		return;
+	}
+	if (rt->control_changes)
+		log_notice("reload: %s replaced the running configuration; %u change(s) made over the control socket "
+			   "since the last load were discarded unless the file has them", rt->config_path,
+			   rt->control_changes);
+	rt->control_changes = 0;
+}
+
+const struct config *engine_config(const struct runtime *rt)
+{
+	return &rt->running;
+}
+
+int engine_change(struct runtime *rt, const struct cmd *c, char *err, size_t errlen)
+{
+	struct config cfg;
+	if (atomic_load(&run_state) != RUNNING) {
+		snprintf(err, errlen, "the daemon is shutting down");
+		return -1;
+	}
+	if (config_copy(&cfg, &rt->running) < 0) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	if (config_apply(&cfg, c, err, errlen) < 0 || config_check(&cfg, err, errlen) < 0 ||
+	    apply_config(rt, &cfg, err, errlen) < 0) {
+		config_free(&cfg);
+		return -1;
+	}
+	rt->control_changes++;
+	return 0;
+}
+
+/* Post r to every worker still running and wait for each answer (a worker answers after its current batch
+ * of events: milliseconds). */
+static int ask_workers(struct runtime *rt, struct worker_req *reqs, char *err, size_t errlen)
+{
+	for (unsigned i = 0; i < rt->nworkers; i++) {
+		struct worker *w = &rt->workers[i];
+		pthread_mutex_lock(&w->mu);
+		if (rt->exited[i])
+			reqs[i].done = true;
+		else
+			w->req = &reqs[i];
+		pthread_mutex_unlock(&w->mu);
+	}
+	wake_all(rt);
+	int rc = 0;
+	for (unsigned i = 0; i < rt->nworkers; i++) {
+		struct worker *w = &rt->workers[i];
+		struct timespec until;
+		clock_gettime(CLOCK_REALTIME, &until);
+		until.tv_sec += 5;
+		pthread_mutex_lock(&w->mu);
+		while (!reqs[i].done)
+			if (pthread_cond_timedwait(&w->cv, &w->mu, &until) == ETIMEDOUT)
+				break;
+		if (!reqs[i].done) {
+			w->req = NULL;   /* the worker takes it under this lock: it will not touch reqs[i] now */
+			snprintf(err, errlen, "worker %u did not answer within 5 s", i);
+			rc = -1;
+		}
+		pthread_mutex_unlock(&w->mu);
+	}
+	return rc;
+}
+
+int engine_conns(struct runtime *rt, struct conn_info **out, size_t *n, char *err, size_t errlen)
+{
+	struct worker_req *reqs = calloc(rt->nworkers, sizeof(*reqs));
+	size_t total = 0;
+	*out = NULL;
+	*n = 0;
+	if (!reqs) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	int rc = ask_workers(rt, reqs, err, errlen);
+	for (unsigned i = 0; i < rt->nworkers; i++) {
+		if (reqs[i].failed && !rc) {
+			snprintf(err, errlen, "out of memory");
+			rc = -1;
+		}
+		total += reqs[i].done ? reqs[i].n : 0;
+	}
+	struct conn_info *v = rc ? NULL : malloc((total ? total : 1) * sizeof(*v));
+	if (!rc && !v) {
+		snprintf(err, errlen, "out of memory");
+		rc = -1;
+	}
+	for (unsigned i = 0; i < rt->nworkers; i++) {
+		if (v && reqs[i].n)
+			memcpy(v + *n, reqs[i].v, reqs[i].n * sizeof(*v));
+		if (v)
+			*n += reqs[i].n;
+		if (reqs[i].done)
+			free(reqs[i].v);   /* an unanswered request's buffer may still be in use: leak it */
+	}
+	free(reqs);
+	*out = v;
+	return rc;
+}
+
+int engine_conn_kill(struct runtime *rt, uint64_t id)
+{
+	struct worker_req *reqs = calloc(rt->nworkers, sizeof(*reqs));
+	char err[64];
+	bool found = false;
+	if (!reqs)
+		return -ENOMEM;
+	for (unsigned i = 0; i < rt->nworkers; i++)
+		reqs[i].kill_id = id;
+	ask_workers(rt, reqs, err, sizeof(err));
+	for (unsigned i = 0; i < rt->nworkers; i++)
+		found |= reqs[i].done && reqs[i].found;
+	free(reqs);
+	return found ? 0 : -ENOENT;
+}
+
+struct tls_frontend *engine_frontend_tls(const struct runtime *rt, const char *name)
+{
+	for (unsigned i = 0; i < rt->cur->nfrontends; i++)
+		if (!strcmp(rt->cur->frontends[i].conf.name, name))
+			return rt->cur->frontends[i].tls;
+	return NULL;
+}
+
+void engine_status(const struct runtime *rt, struct engine_status *st)
+{
+	st->workers = rt->nworkers;
+	st->generation = rt->cur->id;
+	st->uptime_ms = now_ms() - rt->start_ms;
+	st->caps = rt->caps;
+	st->config_path = rt->config_path;
+	st->sockmap = rt->sockmap;
+	st->sockmap_why = rt->sockmap_why;
+}
+
 
 /* Free retired generations once every worker switched away and their last connection closed. */
 static void reap_generations(struct runtime *rt)
@@ -496,13 +695,27 @@ static void runtime_free(struct runtime *rt)
 			close(w->wakefd);
 		sockdiag_close(w->diag);
 		pthread_mutex_destroy(&w->mu);
+		pthread_cond_destroy(&w->cv);
 	}
 	free(rt->workers);
+	free(rt->exited);
 	gen_free(rt->cur);
 	while (rt->retired) {
 		struct generation *g = rt->retired;
 		rt->retired = g->next;
 		gen_free(g);
+	}
+	config_free(&rt->running);
+}
+
+/* Can this kernel (and this process) use a BPF sockmap? Reported by `tlsoffctl status`. */
+static void probe_sockmap(struct runtime *rt)
+{
+	struct sockmap_splice_handle *h = sockmap_splice_open(4, rt->sockmap_why, sizeof(rt->sockmap_why));
+	rt->sockmap = h != NULL;
+	if (h) {
+		snprintf(rt->sockmap_why, sizeof(rt->sockmap_why), "sockmap stream verdict programs load");
+		sockmap_splice_close(h);
 	}
 }
 
@@ -512,12 +725,19 @@ static int runtime_build(struct runtime *rt, const struct config *cfg, const str
 {
 	memset(rt, 0, sizeof(*rt));
 	rt->config_path = opts->config_path;
+	rt->caps = caps;
+	rt->start_ms = now_ms();
+	if (config_copy(&rt->running, cfg) < 0) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
 	if (!(rt->cur = gen_build(cfg, 1, err, errlen)))
 		return -1;
 	for (unsigned f = 0; f < rt->cur->nfrontends; f++)
 		if (address_free(&rt->cur->frontends[f].conf, err, errlen) < 0)
 			return -1;
-	if (!(rt->workers = calloc(opts->workers, sizeof(*rt->workers)))) {
+	if (!(rt->workers = calloc(opts->workers, sizeof(*rt->workers))) ||
+	    !(rt->exited = calloc(opts->workers, sizeof(*rt->exited)))) {
 		snprintf(err, errlen, "out of memory");
 		return -1;
 	}
@@ -526,6 +746,7 @@ static int runtime_build(struct runtime *rt, const struct config *cfg, const str
 		w->id = (int)i;
 		w->caps = caps;
 		pthread_mutex_init(&w->mu, NULL);
+		pthread_cond_init(&w->cv, NULL);
 		atomic_store(&w->gen_seen, rt->cur->id);
 		w->epfd = epoll_create1(EPOLL_CLOEXEC);
 		w->wakefd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
@@ -546,10 +767,71 @@ static int runtime_build(struct runtime *rt, const struct config *cfg, const str
 	return 0;
 }
 
+static void log_stats(const struct runtime *rt)
+{
+	/* Heap bytes in use (main arena: run with MALLOC_ARENA_MAX=1 to count every thread's allocations) next
+	 * to the open connections: what an offloaded connection costs. */
+	unsigned open = 0;
+	for (unsigned i = 0; i < rt->nworkers; i++)
+		open += atomic_load_explicit(&rt->workers[i].nconns, memory_order_relaxed);
+	struct mallinfo2 mi = mallinfo2();
+#define C(f) atomic_load_explicit(&counters.f, memory_order_relaxed)
+	log_notice("stats: connections=%u heap_in_use=%zu accepted=%lu refused_max_conns=%lu "
+		   "handshake_failed=%lu splice=%lu userspace=%lu rekeys=%lu rekey_unsupported=%lu",
+		   open, mi.uordblks, C(accepted), C(refused_max_conns), C(handshake_failed), C(splice),
+		   C(userspace), C(rekeys), C(rekey_unsupported));
+#undef C
+}
+
+/* The main thread: signals (signalfd), the control socket and link events, one at a time, so a reload
+ * and a control command never interleave. */
+struct main_loop {
+	int epfd, sigfd;
+	struct control *ctl;
+	struct netdev_monitor *mon;
+};
+
+static int main_loop_open(struct main_loop *ml, struct runtime *rt, const struct engine_opts *opts,
+			  const sigset_t *set, char *err, size_t errlen)
+{
+	static enum main_kind sig_kind = MK_SIGNAL, mon_kind = MK_NETDEV;
+	memset(ml, 0, sizeof(*ml));
+	ml->sigfd = -1;
+	if ((ml->epfd = epoll_create1(EPOLL_CLOEXEC)) < 0 ||
+	    (ml->sigfd = signalfd(-1, set, SFD_NONBLOCK | SFD_CLOEXEC)) < 0) {
+		snprintf(err, errlen, "main loop: %s", strerror(errno));
+		return -1;
+	}
+	struct epoll_event ev = { .events = EPOLLIN, .data.ptr = &sig_kind };
+	epoll_ctl(ml->epfd, EPOLL_CTL_ADD, ml->sigfd, &ev);
+	if (opts->control_path && !(ml->ctl = control_open(opts->control_path, opts->control_group, ml->epfd, rt,
+							    err, errlen)))
+		return -1;
+	char msg[256];
+	if (!(ml->mon = netdev_monitor_open(msg, sizeof(msg)))) {
+		log_warn("link events: %s; offload changes will not be logged", msg);
+	} else {
+		ev.data.ptr = &mon_kind;
+		epoll_ctl(ml->epfd, EPOLL_CTL_ADD, netdev_monitor_fd(ml->mon), &ev);
+	}
+	return 0;
+}
+
+static void main_loop_close(struct main_loop *ml)
+{
+	control_close(ml->ctl);
+	netdev_monitor_close(ml->mon);
+	if (ml->sigfd >= 0)
+		close(ml->sigfd);
+	if (ml->epfd >= 0)
+		close(ml->epfd);
+}
+
 int engine_run(struct config *cfg, const struct engine_opts *opts, const struct ktls_caps *caps_in)
 {
 	struct runtime rt;
-	char err[TLSOFF_ERR_MAX + 64];
+	struct main_loop ml = { .epfd = -1, .sigfd = -1 };
+	char err[TLSOFF_ERR_MAX + TLSOFF_PATH_MAX];
 	static struct ktls_caps caps;
 	caps = *caps_in;
 
@@ -557,13 +839,7 @@ int engine_run(struct config *cfg, const struct engine_opts *opts, const struct 
 		log_err("cannot create session ticket keys");
 		return 1;
 	}
-	if (runtime_build(&rt, cfg, opts, &caps, err, sizeof(err)) < 0) {
-		log_err("%s", err);
-		runtime_free(&rt);
-		return 1;
-	}
-
-	/* Signals go to this thread only (sigtimedwait below); the workers never see them. */
+	/* Signals go to this thread only (signalfd below); the workers never see them. */
 	sigset_t set;
 	sigemptyset(&set);
 	sigaddset(&set, SIGTERM);
@@ -573,8 +849,16 @@ int engine_run(struct config *cfg, const struct engine_opts *opts, const struct 
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	signal(SIGPIPE, SIG_IGN);   /* SSL_write uses write(2): a reset client must not kill the daemon */
 
+	if (runtime_build(&rt, cfg, opts, &caps, err, sizeof(err)) < 0 ||
+	    main_loop_open(&ml, &rt, opts, &set, err, sizeof(err)) < 0) {
+		log_err("%s", err);
+		main_loop_close(&ml);
+		runtime_free(&rt);
+		return 1;
+	}
+	probe_sockmap(&rt);
+
 	pthread_t *th = calloc(rt.nworkers, sizeof(*th));
-	bool *joined = calloc(rt.nworkers, sizeof(*joined));
 	for (unsigned i = 0; i < rt.nworkers; i++)
 		if (pthread_create(&th[i], NULL, worker_main, &rt.workers[i]) != 0) {
 			log_err("cannot start worker %u", i);
@@ -583,47 +867,52 @@ int engine_run(struct config *cfg, const struct engine_opts *opts, const struct 
 			for (unsigned j = 0; j < i; j++)
 				pthread_join(th[j], NULL);
 			free(th);
-			free(joined);
+			main_loop_close(&ml);
 			runtime_free(&rt);
 			return 1;
 		}
 	log_frontends(rt.cur);
-	log_notice("tlsoffd ready: %u worker(s), pid %d", rt.nworkers, (int)getpid());
+	log_notice("tlsoffd ready: %u worker(s), pid %d%s%s", rt.nworkers, (int)getpid(),
+		   opts->control_path ? ", control socket " : "", opts->control_path ? opts->control_path : "");
 
 	uint64_t drain_deadline = 0, next_rotate = now_ms() + TICKET_ROTATE_SECONDS * 1000ull;
 	unsigned running = rt.nworkers;
 	while (running) {
-		struct timespec ts = { .tv_sec = 0, .tv_nsec = 200 * 1000000 };
-		int sig = sigtimedwait(&set, NULL, &ts);
-		if (sig == SIGTERM || sig == SIGINT) {
-			if (atomic_load(&run_state) == RUNNING) {
-				log_notice("signal %d: draining (no new connections; %u s for open ones to finish)", sig,
-					   opts->drain_seconds);
-				atomic_store(&run_state, DRAINING);
-				drain_deadline = now_ms() + opts->drain_seconds * 1000ull;
-			} else {
-				log_notice("second signal: stopping now");
-				atomic_store(&run_state, STOPPING);
+		struct epoll_event ev[16];
+		int n = epoll_wait(ml.epfd, ev, 16, 200);
+		for (int i = 0; i < n; i++) {
+			enum main_kind kind = *(enum main_kind *)ev[i].data.ptr;
+			if (kind == MK_NETDEV) {
+				netdev_monitor_process(ml.mon);
+				continue;
 			}
-			wake_all(&rt);
-		} else if (sig == SIGUSR1) {
-			/* Heap bytes in use (main arena: run with MALLOC_ARENA_MAX=1 to count every thread's
-			 * allocations) next to the open connections: what an offloaded connection costs. */
-			unsigned open = 0;
-			for (unsigned i = 0; i < rt.nworkers; i++)
-				open += atomic_load_explicit(&rt.workers[i].nconns, memory_order_relaxed);
-			struct mallinfo2 mi = mallinfo2();
-#define C(f) atomic_load_explicit(&counters.f, memory_order_relaxed)
-			log_notice("stats: connections=%u heap_in_use=%zu accepted=%lu refused_max_conns=%lu "
-				   "handshake_failed=%lu splice=%lu userspace=%lu rekeys=%lu rekey_unsupported=%lu",
-				   open, mi.uordblks, C(accepted), C(refused_max_conns), C(handshake_failed), C(splice),
-				   C(userspace), C(rekeys), C(rekey_unsupported));
-#undef C
-		} else if (sig == SIGHUP) {
-			if (atomic_load(&run_state) == RUNNING)
-				reload(&rt);
-			else
-				log_notice("SIGHUP while draining: ignored");
+			if (kind != MK_SIGNAL) {
+				control_event(ml.ctl, ev[i].data.ptr, ev[i].events);
+				continue;
+			}
+			struct signalfd_siginfo si;
+			while (read(ml.sigfd, &si, sizeof(si)) == sizeof(si)) {
+				int sig = (int)si.ssi_signo;
+				if (sig == SIGTERM || sig == SIGINT) {
+					if (atomic_load(&run_state) == RUNNING) {
+						log_notice("signal %d: draining (no new connections; %u s for open ones to "
+							   "finish)", sig, opts->drain_seconds);
+						atomic_store(&run_state, DRAINING);
+						drain_deadline = now_ms() + opts->drain_seconds * 1000ull;
+					} else {
+						log_notice("second signal: stopping now");
+						atomic_store(&run_state, STOPPING);
+					}
+					wake_all(&rt);
+				} else if (sig == SIGUSR1) {
+					log_stats(&rt);
+				} else if (sig == SIGHUP) {
+					if (atomic_load(&run_state) == RUNNING)
+						reload(&rt);
+					else
+						log_notice("SIGHUP while draining: ignored");
+				}
+			}
 		}
 		if (drain_deadline && now_ms() >= drain_deadline && atomic_load(&run_state) == DRAINING) {
 			log_notice("drain deadline reached: closing the remaining connections");
@@ -636,14 +925,20 @@ int engine_run(struct config *cfg, const struct engine_opts *opts, const struct 
 		}
 		reap_generations(&rt);
 		running = 0;
-		for (unsigned i = 0; i < rt.nworkers; i++)
-			if (!joined[i] && pthread_tryjoin_np(th[i], NULL) == EBUSY)
+		for (unsigned i = 0; i < rt.nworkers; i++) {
+			if (rt.exited[i])
+				continue;
+			if (pthread_tryjoin_np(th[i], NULL) == EBUSY) {
 				running++;
-			else
-				joined[i] = true;
+			} else {
+				pthread_mutex_lock(&rt.workers[i].mu);
+				rt.exited[i] = true;
+				pthread_mutex_unlock(&rt.workers[i].mu);
+			}
+		}
 	}
 	free(th);
-	free(joined);
+	main_loop_close(&ml);
 	runtime_free(&rt);
 	tickets_cleanup();
 	log_notice("tlsoffd stopped");

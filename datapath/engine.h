@@ -75,6 +75,7 @@ struct worker;
 
 struct conn {
 	struct conn_ep ep[2];
+	uint64_t id;                                 /* daemon-wide, for tlsoffctl conn show / kill */
 	struct worker *w;
 	struct conn *prev, *next;                    /* the worker's list, for timeouts and shutdown */
 	struct frontend_rt *fe;
@@ -121,10 +122,34 @@ struct worker {
 	struct listener *pending_ls;
 	unsigned pending_nls, pending_gen;
 	atomic_uint gen_seen;                        /* the configuration generation it listens for */
+	/* control: a request from the main thread, served after the worker's next batch of events */
+	pthread_cond_t cv;
+	struct worker_req *req;
+};
+
+/* What `tlsoffctl conn show` reports of one connection: copied by its worker, so the data path takes no
+ * lock; the kTLS modes are filled in by the control thread from one sock_diag dump (by socket cookie). */
+struct conn_info {
+	uint64_t id, cookie, in, out, age_ms;
+	char frontend[TLSOFF_NAME_MAX], backend[TLSOFF_NAME_MAX], client[48], server[80], sni[64], alpn[32];
+	char why[200];
+	const char *state, *version, *cipher, *datapath;
+	unsigned ktls, rekeys, worker;
+	unsigned txconf, rxconf;                     /* TLS_CONF_*; 0 = no TLS ULP on the socket */
+};
+
+struct worker_req {
+	uint64_t kill_id;                            /* nonzero: close this connection; else take a snapshot */
+	bool found;
+	struct conn_info *v;
+	size_t n, cap;
+	bool failed, done;
 };
 
 struct engine_opts {
 	const char *config_path;                     /* re-read on SIGHUP */
+	const char *control_path;                    /* NULL: no control socket */
+	const char *control_group;                   /* NULL: the daemon's group */
 	unsigned workers;
 	unsigned drain_seconds;
 };
@@ -142,11 +167,41 @@ extern struct counters counters;
 uint64_t now_ms(void);
 int engine_run(struct config *cfg, const struct engine_opts *opts, const struct ktls_caps *caps);
 
+/* engine.c, for the control socket: all called on the main thread, one request at a time. */
+struct runtime;
+const struct config *engine_config(const struct runtime *rt);
+/* Apply one configuration command to the running configuration (a new generation, as a reload does). */
+int engine_change(struct runtime *rt, const struct cmd *c, char *err, size_t errlen);
+/* Every open connection (malloc'ed array). Returns 0 or -1 with err set. */
+int engine_conns(struct runtime *rt, struct conn_info **out, size_t *n, char *err, size_t errlen);
+/* Close connection id. Returns 0, or -ENOENT. */
+int engine_conn_kill(struct runtime *rt, uint64_t id);
+/* The TLS state of the running frontend `name` (certificates as loaded), or NULL. */
+struct tls_frontend *engine_frontend_tls(const struct runtime *rt, const char *name);
+struct engine_status {
+	unsigned workers, generation;
+	uint64_t uptime_ms;
+	const struct ktls_caps *caps;
+	const char *config_path;
+	bool sockmap;
+	const char *sockmap_why;
+};
+void engine_status(const struct runtime *rt, struct engine_status *st);
+
+/* control.c: the control socket, served on the main thread (epoll tags below). */
+enum main_kind { MK_SIGNAL, MK_NETDEV, MK_CTL_LISTEN, MK_CTL_CLIENT };
+struct control;
+struct control *control_open(const char *path, const char *group, int epfd, struct runtime *rt, char *err,
+			     size_t errlen);
+void control_event(struct control *ctl, void *tag, uint32_t events);
+void control_close(struct control *ctl);
+
 /* conn.c: the per-connection state machine */
 struct conn *conn_new(struct worker *w, struct frontend_rt *fe, int fd, const struct sockaddr *peer);
 void conn_event(struct conn *c, enum side s, uint32_t events);
 void conn_timeout(struct conn *c);
 void conn_free(struct conn *c);                /* log, close, unlink; memory freed by conn_reap */
+void conn_describe(const struct conn *c, struct conn_info *out);
 void conn_reap(struct worker *w);
 
 /* relay.c: move bytes; returns true if anything moved. Sets c->error/close_reason on failure. */
@@ -155,6 +210,7 @@ int relay_setup(struct conn *c);
 
 /* backend.c */
 int backend_pick(struct backend_rt *be, unsigned attempt, int previous);
+unsigned backend_usable(const struct backend_rt *be);
 int backend_connect(const struct tlsoff_addr *a, int *fd);
 
 #endif

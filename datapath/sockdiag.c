@@ -50,6 +50,8 @@ void sockdiag_close(struct nl_sock *nl)
 struct answer {
 	struct ktls_diag *out;
 	int found;            /* 1: a TLS ULP was reported */
+	void (*cb)(uint64_t cookie, const struct ktls_diag *d, void *arg);   /* dump: called per socket */
+	void *arg;
 };
 
 static struct nla_policy ulp_policy[INET_ULP_INFO_MAX + 1] = {
@@ -90,7 +92,29 @@ static int on_msg(struct nl_msg *msg, void *arg)
 	a->out->zc_ro_tx = tls[TLS_INFO_ZC_RO_TX] != NULL;
 	a->out->rx_no_pad = tls[TLS_INFO_RX_NO_PAD] != NULL;
 	a->found = 1;
+	if (a->cb) {
+		const struct inet_diag_msg *m = nlmsg_data(h);
+		a->cb((uint64_t)m->id.idiag_cookie[0] | (uint64_t)m->id.idiag_cookie[1] << 32, a->out, a->arg);
+	}
 	return NL_OK;
+}
+
+int sockdiag_ktls_dump(struct nl_sock *nl, void (*cb)(uint64_t cookie, const struct ktls_diag *d, void *arg),
+		       void *arg)
+{
+	static const uint8_t families[] = { AF_INET, AF_INET6 };
+	struct ktls_diag d;
+	for (size_t i = 0; i < sizeof(families); i++) {
+		struct inet_diag_req_v2 req = { .sdiag_family = families[i], .sdiag_protocol = IPPROTO_TCP,
+						.idiag_states = ~0u, .idiag_ext = 1 << (INET_DIAG_INFO - 1) };
+		struct answer a = { .out = &d, .cb = cb, .arg = arg };
+		if (nl_send_simple(nl, SOCK_DIAG_BY_FAMILY, NLM_F_REQUEST | NLM_F_DUMP, &req, sizeof(req)) < 0)
+			return -EIO;
+		nl_socket_modify_cb(nl, NL_CB_VALID, NL_CB_CUSTOM, on_msg, &a);
+		if (nl_recvmsgs_default(nl) < 0)
+			return -EIO;
+	}
+	return 0;
 }
 
 int sockdiag_ktls(struct nl_sock *nl, int fd, struct ktls_diag *out)

@@ -2,10 +2,13 @@
 #include "tlsoff/tls_ctx.h"
 
 #include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <openssl/err.h>
+#include <openssl/pem.h>
 #include <openssl/x509v3.h>
 
 #include "tlsoff/ktls.h"
@@ -221,4 +224,43 @@ SSL *tls_frontend_ssl(struct tls_frontend *tf, int fd)
 	}
 	SSL_set_accept_state(ssl);
 	return ssl;
+}
+
+unsigned tls_frontend_ncerts(const struct tls_frontend *tf)
+{
+	return tf->ncerts;
+}
+
+X509 *tls_frontend_cert(const struct tls_frontend *tf, unsigned i, char *const **names, unsigned *nnames)
+{
+	*names = tf->certs[i].names;
+	*nnames = tf->certs[i].nnames;
+	return SSL_CTX_get0_certificate(tf->certs[i].ctx);
+}
+
+int tls_cert_file_name(const char *path, char *name, size_t len, char *err, size_t errlen)
+{
+	char ebuf[256];
+	struct cert_entry ce = { 0 };
+	FILE *f = fopen(path, "r");
+	if (!f) {
+		snprintf(err, errlen, "cert %s: %s", path, strerror(errno));
+		return -1;
+	}
+	X509 *x = PEM_read_X509(f, NULL, NULL, NULL);
+	fclose(f);
+	if (!x) {
+		snprintf(err, errlen, "cert %s: %s", path, tls_error_string(ebuf, sizeof(ebuf)));
+		return -1;
+	}
+	int rc = collect_names(&ce, x) || !ce.nnames ? -1 : 0;
+	if (rc)
+		snprintf(err, errlen, "cert %s: no DNS name or CN to match", path);
+	else
+		snprintf(name, len, "%s", ce.names[0]);
+	for (unsigned n = 0; n < ce.nnames; n++)
+		free(ce.names[n]);
+	free(ce.names);
+	X509_free(x);
+	return rc;
 }

@@ -1,6 +1,7 @@
 /* tlsoffd — the tlsoff engine: terminate TLS, hand the record keys to the kernel, splice plaintext to
  * backends. See tlsoffd --help and docs/architecture.md. */
 #include <getopt.h>
+#include <limits.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,10 +13,11 @@
 
 #include "engine.h"
 #include "tlsoff/config.h"
+#include "tlsoff/control.h"
 #include "tlsoff/ktls.h"
 #include "tlsoff/log.h"
+#include "tlsoff/version.h"
 
-#define TLSOFFD_VERSION "0.1.0"
 
 static void usage(FILE *out)
 {
@@ -27,7 +29,9 @@ static void usage(FILE *out)
 	      "  -w, --workers N          worker threads (default: one per CPU)\n"
 	      "  -l, --log-level LEVEL    error|warning|notice|info|debug (default info: one line per connection)\n"
 	      "      --syslog             log to syslog instead of stderr\n"
-	      "      --drain-timeout S    on SIGTERM, wait up to S seconds for open connections (default 30)\n",
+	      "      --drain-timeout S    on SIGTERM, wait up to S seconds for open connections (default 30)\n"
+	      "      --control PATH       control socket for tlsoffctl (default " TLSOFF_CONTROL_PATH "; 'none': off)\n"
+	      "      --control-group GRP  group owning the control socket (mode 0660; default: the daemon's)\n",
 	      out);
 }
 
@@ -83,13 +87,14 @@ int main(int argc, char **argv)
 		{ "workers", required_argument, NULL, 'w' }, { "log-level", required_argument, NULL, 'l' },
 		{ "syslog", no_argument, NULL, 'S' },      { "drain-timeout", required_argument, NULL, 'D' },
 		{ "version", no_argument, NULL, 'V' },     { "help", no_argument, NULL, 'h' },
+		{ "control", required_argument, NULL, 'C' }, { "control-group", required_argument, NULL, 'G' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *file = NULL;
 	bool check = false, want_probe = false, json = false, use_syslog = false;
 	int level = LOG_INFO, opt;
 	long n;
-	struct engine_opts eo = { .workers = 0, .drain_seconds = 30 };
+	struct engine_opts eo = { .workers = 0, .drain_seconds = 30, .control_path = TLSOFF_CONTROL_PATH };
 
 	while ((opt = getopt_long(argc, argv, "f:jw:l:h", longopts, NULL)) != -1) {
 		switch (opt) {
@@ -98,6 +103,8 @@ int main(int argc, char **argv)
 		case 'P': want_probe = true; break;
 		case 'j': json = true; break;
 		case 'S': use_syslog = true; break;
+		case 'C': eo.control_path = strcmp(optarg, "none") ? optarg : NULL; break;
+		case 'G': eo.control_group = optarg; break;
 		case 'w':
 			n = strtol(optarg, NULL, 10);
 			if (n < 1 || n > 1024) {
@@ -122,7 +129,7 @@ int main(int argc, char **argv)
 			}
 			break;
 		case 'V':
-			printf("tlsoffd %s (%s)\n", TLSOFFD_VERSION, OpenSSL_version(OPENSSL_VERSION));
+			printf("tlsoffd %s (%s)\n", TLSOFF_VERSION, OpenSSL_version(OPENSSL_VERSION));
 			return 0;
 		case 'h':
 			usage(stdout);
@@ -145,14 +152,21 @@ int main(int argc, char **argv)
 	}
 
 	log_init("tlsoffd", level, use_syslog);
+	/* Absolute, so relative certificate paths in it resolve to absolute ones: config dump writes what
+	 * runs, and that must load from anywhere. */
+	char abs_file[PATH_MAX];
+	if (realpath(file, abs_file))
+		file = abs_file;
 	struct config cfg;
 	char err[TLSOFF_ERR_MAX + TLSOFF_PATH_MAX];
 	if (config_load(file, &cfg, err, sizeof(err)) < 0) {
 		fprintf(stderr, "tlsoffd: %s\n", err);
 		return 1;
 	}
-	if (cfg.nfrontends == 0) {
-		fprintf(stderr, "tlsoffd: %s: no frontend configured\n", file);
+	/* An empty file is fine when frontends will arrive over the control socket (orchestration). */
+	if (cfg.nfrontends == 0 && (!eo.control_path || check)) {
+		fprintf(stderr, "tlsoffd: %s: no frontend configured%s\n", file,
+			check ? "" : " (and no control socket to add one)");
 		config_free(&cfg);
 		return 1;
 	}
@@ -172,7 +186,6 @@ int main(int argc, char **argv)
 		return 0;
 	}
 
-	raise_nofile();
 	raise_nofile();
 	/* The TLS 1.3 secrets kept for KeyUpdate live in OpenSSL's secure heap: locked in RAM, out of core
 	 * dumps. 4 MiB holds ~30 000 connections' worth; beyond that they fall back to the normal heap. */

@@ -55,14 +55,20 @@ start_backend() {
   wait_port "$1"
 }
 
-# start_tlsoffd CONFIG PORT [ARGS...]: tlsoffd -f CONFIG, log in $T/tlsoffd.log; sets TLSOFFD_PID
+# start_tlsoffd CONFIG PORT [ARGS...]: tlsoffd -f CONFIG, log in $T/tlsoffd.log; sets TLSOFFD_PID and CTL
+# (its control socket, a fresh one per daemon so several can run; `ctl ARGS` runs tlsoffctl against it).
+NCTL=0
 start_tlsoffd() {
   local conf=$1 port=$2; shift 2
-  "$B/tlsoffd" -f "$conf" "$@" 2>>"$T/tlsoffd.log" &
+  NCTL=$((NCTL + 1)); CTL="$T/ctl.$NCTL"
+  "$B/tlsoffd" -f "$conf" --control "$CTL" "$@" 2>>"$T/tlsoffd.log" &
   TLSOFFD_PID=$!
   PIDS+=("$TLSOFFD_PID")
   wait_port "$port"
 }
+
+# ctl ARGS...: tlsoffctl against the daemon start_tlsoffd started last
+ctl() { "$B/tlsoffctl" -s "$CTL" "$@"; }
 
 # fd_count PID: open file descriptors of a process
 fd_count() { ls "/proc/$1/fd" | wc -l; }

@@ -5,6 +5,7 @@
 #define TLSOFF_SOCKDIAG_H
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <netlink/netlink.h>
 
 struct ktls_diag {
@@ -21,6 +22,11 @@ void sockdiag_close(struct nl_sock *nl);
 /* Look up the TCP socket fd (by its addresses and cookie) and read its TLS ULP info.
  * Returns 0, -ENOENT when the socket has no TLS ULP (or the kernel hid it: no CAP_NET_ADMIN), or -errno. */
 int sockdiag_ktls(struct nl_sock *nl, int fd, struct ktls_diag *out);
+
+/* Every TCP socket of this network namespace with a TLS ULP (IPv4 and IPv6, one NLM_F_DUMP each):
+ * cb(cookie, state, arg) per socket. Returns 0 or -errno. */
+int sockdiag_ktls_dump(struct nl_sock *nl, void (*cb)(uint64_t cookie, const struct ktls_diag *d, void *arg),
+		       void *arg);
 
 /* "sw", "hw", "hw-record", "none" */
 const char *ktls_conf_name(unsigned conf);

@@ -20,6 +20,15 @@ SSL *tls_frontend_ssl(struct tls_frontend *tf, int fd);
 /* Index of the certificate SNI name would select (0 = default); exposed for tests and logging. */
 unsigned tls_frontend_pick(const struct tls_frontend *tf, const char *sni);
 
+/* The loaded certificates, for `cert show`: count, and certificate i's leaf (owned by tf) and DNS names
+ * (its SANs, or the CN when it has none). */
+unsigned tls_frontend_ncerts(const struct tls_frontend *tf);
+X509 *tls_frontend_cert(const struct tls_frontend *tf, unsigned i, char *const **names, unsigned *nnames);
+
+/* The primary name (first DNS SAN, else the CN) of the first certificate in a PEM file, for
+ * `cert replace` without `old`. Returns 0 or -1 with err set. */
+int tls_cert_file_name(const char *path, char *name, size_t len, char *err, size_t errlen);
+
 /* Match one certificate name pattern ("example.com", "*.example.com") against an SNI host name. */
 int tls_name_matches(const char *pattern, const char *host);
 

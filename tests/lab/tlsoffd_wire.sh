@@ -25,7 +25,7 @@ frontend add spliced listen 10.77.0.1:$SP cert $T/edge.crt key $T/edge.key backe
 frontend add user listen 10.77.0.1:$UP cert $T/edge.crt key $T/edge.key backend app datapath userspace
 CONF
 start_backend "$BP"
-"$B/tlsoffd" -f "$T/tlsoff.conf" --workers 1 2>>"$T/tlsoffd.log" & TLSOFFD_PID=$!; PIDS+=($!)
+"$B/tlsoffd" -f "$T/tlsoff.conf" --workers 1 --control "$T/ctl.wire" 2>>"$T/tlsoffd.log" & TLSOFFD_PID=$!; PIDS+=($!)
 "$B/tests/bin/http_backend" -q "10.77.0.1:$HP" & PIDS+=($!)
 for p in "$SP" "$UP" "$HP"; do wait_port "$p"; done
 

@@ -1,0 +1,32 @@
+/* config_dump.c — tlsoffctl config dump: the running configuration as commands that tlsoffd -f and
+ * tlsoffctl -batch accept and that rebuild it. */
+#include <stdio.h>
+#include <string.h>
+
+#include "ctl.h"
+
+static int print_line(const struct nlmsghdr *h, struct nlattr **tb, void *arg, char *err, size_t errlen)
+{
+	(void)h;
+	(void)err;
+	(void)errlen;
+	struct show *s = arg;
+	if (!tb[TLSOFF_A_CONFIG_LINE])
+		return -EPROTO;
+	if (s->c->json)
+		json_string(&s->j, nla_get_string(tb[TLSOFF_A_CONFIG_LINE]));
+	else
+		printf("%s\n", nla_get_string(tb[TLSOFF_A_CONFIG_LINE]));
+	return 0;
+}
+
+int cmd_config(struct ctl *c, int argc, char **argv)
+{
+	if (ctl_wants_help(argc, argv))
+		return ctl_help("config");
+	if (argc != 1 || (strcmp(argv[0], "dump") && strcmp(argv[0], "show")))
+		return ctl_usage(c, "config", "usage: config dump");
+	if (!c->json)
+		printf("# tlsoffd running configuration (tlsoffctl config dump)\n");
+	return ctl_show(c, ctl_get_request(c, TLSOFF_CMD_CONFIG_GET, NULL), print_line, true, NULL);
+}

@@ -440,7 +440,7 @@ static void log_frontends(const struct generation *g)
  * listening before this returns, so a frontend accepts as soon as its command is acked), handed to the
  * workers. New frontends, certificates and backends apply to new connections; open connections keep the
  * generation they started with. On error (err set) nothing changes; on success cfg is consumed. */
-static int apply_config(struct runtime *rt, struct config *cfg, char *err, size_t errlen)
+static int apply_config(struct runtime *rt, struct config *cfg, const char *origin, char *err, size_t errlen)
 {
 	struct generation *g = gen_build(cfg, rt->cur->id + 1, err, errlen);
 	if (!g)
@@ -508,7 +508,7 @@ static int apply_config(struct runtime *rt, struct config *cfg, char *err, size_
 	rt->running = *cfg;
 	memset(cfg, 0, sizeof(*cfg));
 	wake_all(rt);
-	log_notice("configuration generation %u: %u frontend(s), %u backend(s)", g->id, g->nfrontends,
+	log_notice("%s: configuration generation %u: %u frontend(s), %u backend(s)", origin, g->id, g->nfrontends,
 		   g->nbackends);
 	log_frontends(g);
 	return 0;
@@ -521,7 +521,7 @@ static void reload(struct runtime *rt)
 	struct config cfg;
 	char err[TLSOFF_ERR_MAX + TLSOFF_PATH_MAX];
 
-	if (config_load(rt->config_path, &cfg, err, sizeof(err)) < 0 || apply_config(rt, &cfg, err, sizeof(err)) < 0) {
+	if (config_load(rt->config_path, &cfg, err, sizeof(err)) < 0 || apply_config(rt, &cfg, "reload", err, sizeof(err)) < 0) {
 		config_free(&cfg);
 		log_err("reload: %s; running configuration unchanged", err);
 		return;
@@ -550,7 +550,7 @@ int engine_change(struct runtime *rt, const struct cmd *c, char *err, size_t err
 		return -1;
 	}
 	if (config_apply(&cfg, c, err, errlen) < 0 || config_check(&cfg, err, errlen) < 0 ||
-	    apply_config(rt, &cfg, err, errlen) < 0) {
+	    apply_config(rt, &cfg, "control", err, errlen) < 0) {
 		config_free(&cfg);
 		return -1;
 	}

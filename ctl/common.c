@@ -9,14 +9,19 @@
 
 #include "ctl.h"
 
+static void report(struct ctl *c, const char *fmt, va_list ap)
+{
+	fprintf(stderr, "tlsoffctl: %s%s", c->where ? c->where : "", c->where ? ": " : "");
+	vfprintf(stderr, fmt, ap);
+	fputc('\n', stderr);
+}
+
 int ctl_usage(struct ctl *c, const char *object, const char *fmt, ...)
 {
 	va_list ap;
-	fprintf(stderr, "tlsoffctl: %s%s", c->where ? c->where : "", c->where ? ": " : "");
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	report(c, fmt, ap);
 	va_end(ap);
-	fputc('\n', stderr);
 	if (object)
 		fprintf(stderr, "see: tlsoffctl %s help\n", object);
 	return EXIT_USAGE;
@@ -25,11 +30,9 @@ int ctl_usage(struct ctl *c, const char *object, const char *fmt, ...)
 int ctl_refused(struct ctl *c, const char *fmt, ...)
 {
 	va_list ap;
-	fprintf(stderr, "tlsoffctl: %s%s", c->where ? c->where : "", c->where ? ": " : "");
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	report(c, fmt, ap);
 	va_end(ap);
-	fputc('\n', stderr);
 	return EXIT_REFUSED;
 }
 

@@ -45,10 +45,10 @@ static int print_conn(const struct nlmsghdr *h, struct nlattr **tb, void *arg, c
 	}
 	unsigned *n = s->arg;
 	if ((*n)++ == 0)
-		printf("%-6s %-10s %-21s %-21s %-7s %-22s %-9s %-4s %-4s %12s %12s %8s\n", "ID", "FRONTEND", "CLIENT",
+		printf("%-6s %-10s %-21s %-21s %-4s %-29s %-9s %-4s %-4s %12s %12s %8s\n", "ID", "FRONTEND", "CLIENT",
 		       "SERVER", "TLS", "CIPHER", "DATAPATH", "TX", "RX", "IN", "OUT", "AGE");
 	const char *ver = attr_str(ct, TLSOFF_CONN_VERSION);
-	printf("%-6llu %-10s %-21s %-21s %-7s %-22s %-9s %-4s %-4s %12llu %12llu %7.1fs",
+	printf("%-6llu %-10s %-21s %-21s %-4s %-29s %-9s %-4s %-4s %12llu %12llu %7.1fs",
 	       (unsigned long long)attr_u64(ct, TLSOFF_CONN_ID), attr_str(ct, TLSOFF_CONN_FRONTEND),
 	       attr_str(ct, TLSOFF_CONN_CLIENT), or_dash(attr_str(ct, TLSOFF_CONN_SERVER)),
 	       or_dash(!strncmp(ver, "TLSv", 4) ? ver + 4 : ver), or_dash(attr_str(ct, TLSOFF_CONN_CIPHER)),

@@ -11,6 +11,8 @@ static int print_stats(const struct nlmsghdr *h, struct nlattr **tb, void *arg, 
 	struct show *s = arg;
 	struct nlattr *a;
 	int rem, rc, pass;
+	if (s->c->json)
+		json_begin_object(&s->j);
 	/* two passes over the counters: the daemon's, then the kernel's */
 	for (pass = 0; pass < 2; pass++) {
 		bool any = false;
@@ -40,29 +42,24 @@ static int print_stats(const struct nlmsghdr *h, struct nlattr **tb, void *arg, 
 		if (!any && pass && !s->c->json)
 			printf("kernel: no /proc/net/tls_stat (no kTLS in this kernel)\n");
 	}
+	if (s->c->json)
+		json_end_object(&s->j);
 	return 0;
+}
+
+/* stats and status: no arguments (or "show"), one object. */
+static int one_object(struct ctl *c, const char *object, int argc, char **argv, int type, ipc_cb cb)
+{
+	if (ctl_wants_help(argc, argv))
+		return ctl_help(object);
+	if (argc > 1 || (argc == 1 && strcmp(argv[0], "show")))
+		return ctl_usage(c, object, "%s: unexpected '%s'", object, argv[argc > 1 && !strcmp(argv[0], "show")]);
+	return ctl_show(c, ctl_get_request(c, type, NULL), cb, false, NULL);
 }
 
 int cmd_stats(struct ctl *c, int argc, char **argv)
 {
-	if (ctl_wants_help(argc, argv))
-		return ctl_help("stats");
-	if (argc > 0 && strcmp(argv[0], "show"))
-		return ctl_usage(c, "stats", "stats: unexpected '%s'", argv[0]);
-	struct nl_msg *m = ctl_get_request(c, TLSOFF_CMD_STATS_GET, NULL);
-	if (!m)
-		return EXIT_REFUSED;
-	/* one object: opened here, filled by the callback */
-	struct show s = { .c = c };
-	json_init(&s.j, stdout, c->pretty);
-	if (c->json)
-		json_begin_object(&s.j);
-	int rc = ctl_dump(c, m, print_stats, &s);
-	if (c->json && rc == EXIT_OK) {
-		json_end_object(&s.j);
-		json_finish(&s.j);
-	}
-	return rc;
+	return one_object(c, "stats", argc, argv, TLSOFF_CMD_STATS_GET, print_stats);
 }
 
 static int print_status(const struct nlmsghdr *h, struct nlattr **tb, void *arg, char *err, size_t errlen)
@@ -132,9 +129,5 @@ static int print_status(const struct nlmsghdr *h, struct nlattr **tb, void *arg,
 
 int cmd_status(struct ctl *c, int argc, char **argv)
 {
-	if (ctl_wants_help(argc, argv))
-		return ctl_help("status");
-	if (argc > 0 && strcmp(argv[0], "show"))
-		return ctl_usage(c, "status", "status: unexpected '%s'", argv[0]);
-	return ctl_show(c, ctl_get_request(c, TLSOFF_CMD_STATUS_GET, NULL), print_status, false, NULL);
+	return one_object(c, "status", argc, argv, TLSOFF_CMD_STATUS_GET, print_status);
 }

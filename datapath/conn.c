@@ -177,7 +177,7 @@ void conn_free(struct conn *c)
 	if (c->next)
 		c->next->prev = c->prev;
 	w->nconns--;
-	atomic_fetch_sub(&fe->conns, 1);
+	atomic_fetch_sub(fe->conns, 1);
 	atomic_fetch_sub(&fe->refs, 1);
 	/* The memory goes only after the current batch of epoll events: another event of this batch may
 	 * still point at it (conn_reap). */

@@ -85,6 +85,16 @@ static void reply(struct client *cl, struct nl_msg *m)
 	nlmsg_free(m);
 }
 
+/* A dump part that put (its return value rc) filled, or failed to: never send half an object. */
+static void send_part(struct client *cl, struct nl_msg *m, int rc)
+{
+	if (m && rc < 0) {
+		nlmsg_free(m);
+		m = NULL;
+	}
+	reply(cl, m);
+}
+
 static void ack(struct client *cl, const struct nlmsghdr *req, int error, const char *msg)
 {
 	reply(cl, ctl_ack_new(req, error, msg));
@@ -215,11 +225,7 @@ static int do_frontend_get(struct request *r)
 		for (size_t k = 0; k < n; k++)
 			conns += !strcmp(v[k].frontend, cfg->frontends[i].name);
 		struct nl_msg *m = part(r->h);
-		if (m && ctl_put_frontend(m, &cfg->frontends[i], conns) < 0) {
-			nlmsg_free(m);
-			m = NULL;
-		}
-		reply(r->cl, m);
+		send_part(r->cl, m, m ? ctl_put_frontend(m, &cfg->frontends[i], conns) : -1);
 	}
 	free(v);
 	bool found = !only;
@@ -252,11 +258,7 @@ static int do_backend_get(struct request *r)
 				active[s] += !strcmp(v[k].backend, b->name) && !strcmp(v[k].server, b->servers[s].text) &&
 					     strcmp(v[k].state, "connect");
 		struct nl_msg *m = part(r->h);
-		if (m && ctl_put_backend(m, b, active) < 0) {
-			nlmsg_free(m);
-			m = NULL;
-		}
-		reply(r->cl, m);
+		send_part(r->cl, m, m ? ctl_put_backend(m, b, active) : -1);
 	}
 	free(v);
 	if (only && !found) {
@@ -305,11 +307,7 @@ static int do_cert_get(struct request *r)
 			unsigned n;
 			X509 *x = tls_frontend_cert(tf, i, &names, &n);
 			struct nl_msg *m = part(r->h);
-			if (m && put_cert(m, fc->name, &fc->certs[i], x, names, n, i == 0) < 0) {
-				nlmsg_free(m);
-				m = NULL;
-			}
-			reply(r->cl, m);
+			send_part(r->cl, m, m ? put_cert(m, fc->name, &fc->certs[i], x, names, n, i == 0) : -1);
 		}
 	}
 	if (only && !found) {
@@ -389,11 +387,7 @@ static int do_conn_get(struct request *r)
 		if ((fe && strcmp(fe, v[i].frontend)) || (be && strcmp(be, v[i].backend)) || (dp && strcmp(dp, v[i].datapath)))
 			continue;
 		struct nl_msg *m = part(r->h);
-		if (m && put_conn(m, &v[i]) < 0) {
-			nlmsg_free(m);
-			m = NULL;
-		}
-		reply(r->cl, m);
+		send_part(r->cl, m, m ? put_conn(m, &v[i]) : -1);
 	}
 	free(v);
 	return 0;
@@ -441,11 +435,7 @@ static int do_stats(struct request *r)
 		rc |= put_counter(m, name, value, true);
 	if (f)
 		fclose(f);
-	if (rc && m) {
-		nlmsg_free(m);
-		m = NULL;
-	}
-	reply(r->cl, m);
+	send_part(r->cl, m, rc ? -1 : 0);
 	return 0;
 }
 
@@ -493,11 +483,7 @@ static int do_status(struct request *r)
 		rc |= nla_put_string(m, TLSOFF_STATUS_CONFIG_PATH, st.config_path ? st.config_path : "");
 		nla_nest_end(m, n);
 	}
-	if (rc && m) {
-		nlmsg_free(m);
-		m = NULL;
-	}
-	reply(r->cl, m);
+	send_part(r->cl, m, rc ? -1 : 0);
 	return 0;
 }
 
@@ -527,11 +513,7 @@ static int do_offload_get(struct request *r)
 		return -ENODEV;
 	for (size_t i = 0; i < n; i++) {
 		struct nl_msg *m = part(r->h);
-		if (m && put_link(m, &v[i]) < 0) {
-			nlmsg_free(m);
-			m = NULL;
-		}
-		reply(r->cl, m);
+		send_part(r->cl, m, m ? put_link(m, &v[i]) : -1);
 	}
 	free(v);
 	return 0;
@@ -562,11 +544,7 @@ static void config_line(const char *text, void *arg)
 {
 	struct request *r = arg;
 	struct nl_msg *m = part(r->h);
-	if (m && nla_put_string(m, TLSOFF_A_CONFIG_LINE, text) < 0) {
-		nlmsg_free(m);
-		m = NULL;
-	}
-	reply(r->cl, m);
+	send_part(r->cl, m, m ? nla_put_string(m, TLSOFF_A_CONFIG_LINE, text) : -1);
 }
 
 static int do_config_get(struct request *r)

@@ -337,6 +337,15 @@ static void word(struct words *w, const char *s)
 		w->v[w->n++] = (char *)s;
 }
 
+/* "kw value" when the string attribute a is there */
+static void word_str(struct words *w, const char *kw, const struct nlattr *a)
+{
+	if (!a)
+		return;
+	word(w, kw);
+	word(w, nla_get_string((struct nlattr *)a));
+}
+
 static void word_u32(struct words *w, const char *kw, const struct nlattr *a, bool zero_means_absent)
 {
 	if (!a || w->nstore == 16 || (zero_means_absent && !nla_get_u32(a)))
@@ -369,37 +378,19 @@ static int frontend_cmd(const struct nlattr *nest, struct cmd *c, char *err, siz
 	word(&w, "frontend");
 	word(&w, "add");
 	word(&w, nla_get_string(tb[TLSOFF_FE_NAME]));
-	if (tb[TLSOFF_FE_LISTEN]) {
-		word(&w, "listen");
-		word(&w, nla_get_string(tb[TLSOFF_FE_LISTEN]));
-	}
+	word_str(&w, "listen", tb[TLSOFF_FE_LISTEN]);
 	nla_for_each_nested(a, nest, rem) {
 		struct nlattr *ct[TLSOFF_CERT_MAX + 1];
 		if (nla_type(a) != TLSOFF_FE_CERT)
 			continue;
 		if ((rc = ctl_parse_nested(ct, TLSOFF_CERT_MAX, a, ctl_cert_policy, "frontend cert", err, errlen)) < 0)
 			return rc;
-		if (ct[TLSOFF_CERT_CHAIN]) {
-			word(&w, "cert");
-			word(&w, nla_get_string(ct[TLSOFF_CERT_CHAIN]));
-		}
-		if (ct[TLSOFF_CERT_KEY]) {
-			word(&w, "key");
-			word(&w, nla_get_string(ct[TLSOFF_CERT_KEY]));
-		}
+		word_str(&w, "cert", ct[TLSOFF_CERT_CHAIN]);
+		word_str(&w, "key", ct[TLSOFF_CERT_KEY]);
 	}
-	if (tb[TLSOFF_FE_BACKEND]) {
-		word(&w, "backend");
-		word(&w, nla_get_string(tb[TLSOFF_FE_BACKEND]));
-	}
-	if (tb[TLSOFF_FE_ALPN]) {
-		word(&w, "alpn");
-		word(&w, nla_get_string(tb[TLSOFF_FE_ALPN]));
-	}
-	if (tb[TLSOFF_FE_TLS_MIN]) {
-		word(&w, "tls-min");
-		word(&w, nla_get_string(tb[TLSOFF_FE_TLS_MIN]));
-	}
+	word_str(&w, "backend", tb[TLSOFF_FE_BACKEND]);
+	word_str(&w, "alpn", tb[TLSOFF_FE_ALPN]);
+	word_str(&w, "tls-min", tb[TLSOFF_FE_TLS_MIN]);
 	if (tb[TLSOFF_FE_DATAPATH]) {
 		word(&w, "datapath");
 		word(&w, tlsoff_datapath_name((int)nla_get_u32(tb[TLSOFF_FE_DATAPATH])));
@@ -592,14 +583,8 @@ int ctl_cmd_decode(const struct nlmsghdr *h, struct nlattr **tb, struct cmd *c, 
 		}
 		word(&w, "cert");
 		word(&w, nla_get_string(ct[TLSOFF_CERT_CHAIN]));
-		if (ct[TLSOFF_CERT_KEY]) {
-			word(&w, "key");
-			word(&w, nla_get_string(ct[TLSOFF_CERT_KEY]));
-		}
-		if (ct[TLSOFF_CERT_OLD]) {
-			word(&w, "old");
-			word(&w, nla_get_string(ct[TLSOFF_CERT_OLD]));
-		}
+		word_str(&w, "key", ct[TLSOFF_CERT_KEY]);
+		word_str(&w, "old", ct[TLSOFF_CERT_OLD]);
 		return parse_words(&w, c, err, errlen);
 	}
 	}

@@ -110,9 +110,9 @@ static void accept_ready(struct worker *w, struct listener *l)
 			return;
 		}
 		struct frontend_rt *fe = l->fe;
-		int open = atomic_fetch_add(&fe->conns, 1);
+		int open = atomic_fetch_add(fe->conns, 1);
 		if (fe->conf.max_conns && (unsigned)open >= fe->conf.max_conns) {
-			atomic_fetch_sub(&fe->conns, 1);
+			atomic_fetch_sub(fe->conns, 1);
 			COUNT(refused_max_conns);
 			log_notice("frontend %s: refused a connection: max-conns %u reached", fe->conf.name,
 				   fe->conf.max_conns);
@@ -121,7 +121,7 @@ static void accept_ready(struct worker *w, struct listener *l)
 		}
 		COUNT(accepted);
 		if (!conn_new(w, fe, fd, (struct sockaddr *)&peer)) {
-			atomic_fetch_sub(&fe->conns, 1);
+			atomic_fetch_sub(fe->conns, 1);
 			log_warn("frontend %s: cannot set up a connection: %s", fe->conf.name, strerror(errno));
 			close(fd);
 		}
@@ -283,10 +283,39 @@ struct runtime {
 	char sockmap_why[160];
 };
 
+/* max-conns counts a frontend's connections across configuration generations: a reload or a control
+ * command (a new generation) must not let a full frontend take max-conns more. The counter is shared by
+ * every generation with a frontend of that name and freed with the last of them. */
+struct conn_count {
+	atomic_int conns;                     /* first: its address is the struct's */
+	unsigned refs;
+};
+#define container_of_count(p) ((struct conn_count *)(p))
+
+static void share_count(struct frontend_rt *fe, const struct generation *prev)
+{
+	for (unsigned i = 0; prev && i < prev->nfrontends; i++)
+		if (!strcmp(prev->frontends[i].conf.name, fe->conf.name)) {
+			fe->conns = prev->frontends[i].conns;
+			fe->conns_refs = prev->frontends[i].conns_refs;
+			++*fe->conns_refs;
+			return;
+		}
+	struct conn_count *cc = calloc(1, sizeof(*cc));
+	if (!cc)
+		return;
+	cc->refs = 1;
+	fe->conns = &cc->conns;
+	fe->conns_refs = &cc->refs;
+}
+
 static void gen_free(struct generation *g)
 {
 	if (!g)
 		return;
+	for (unsigned i = 0; i < g->nfrontends; i++)
+		if (g->frontends[i].conns_refs && --*g->frontends[i].conns_refs == 0)
+			free(container_of_count(g->frontends[i].conns));
 	for (unsigned i = 0; i < g->nfrontends; i++)
 		tls_frontend_free(g->frontends[i].tls);
 	free(g->frontends);
@@ -295,7 +324,8 @@ static void gen_free(struct generation *g)
 }
 
 /* Certificates load here: a bad one fails the whole generation and nothing changes. */
-static struct generation *gen_build(const struct config *cfg, unsigned id, char *err, size_t errlen)
+static struct generation *gen_build(const struct config *cfg, unsigned id, const struct generation *prev,
+				     char *err, size_t errlen)
 {
 	struct generation *g = calloc(1, sizeof(*g));
 	if (!g || !(g->backends = calloc(cfg->nbackends ? cfg->nbackends : 1, sizeof(*g->backends))) ||
@@ -311,12 +341,21 @@ static struct generation *gen_build(const struct config *cfg, unsigned id, char 
 		struct frontend_rt *fe = &g->frontends[g->nfrontends];
 		char msg[TLSOFF_ERR_MAX];
 		fe->conf = cfg->frontends[i];
-		if (!(fe->tls = tls_frontend_new(&fe->conf, msg, sizeof(msg)))) {
-			snprintf(err, errlen, "frontend %s (line %u): %s", fe->conf.name, fe->conf.line, msg);
+		share_count(fe, prev);
+		g->nfrontends++;                  /* from here gen_free releases what it holds */
+		if (!fe->conns) {
+			snprintf(err, errlen, "out of memory");
 			gen_free(g);
 			return NULL;
 		}
-		g->nfrontends++;
+		if (!(fe->tls = tls_frontend_new(&fe->conf, msg, sizeof(msg)))) {
+			char line[24] = "";
+			if (fe->conf.line)
+				snprintf(line, sizeof(line), " (line %u)", fe->conf.line);
+			snprintf(err, errlen, "frontend %s%s: %s", fe->conf.name, line, msg);
+			gen_free(g);
+			return NULL;
+		}
 		for (unsigned b = 0; b < g->nbackends; b++)
 			if (!strcmp(g->backends[b].conf.name, fe->conf.backend))
 				fe->backend = &g->backends[b];
@@ -442,7 +481,7 @@ static void log_frontends(const struct generation *g)
  * generation they started with. On error (err set) nothing changes; on success cfg is consumed. */
 static int apply_config(struct runtime *rt, struct config *cfg, const char *origin, char *err, size_t errlen)
 {
-	struct generation *g = gen_build(cfg, rt->cur->id + 1, err, errlen);
+	struct generation *g = gen_build(cfg, rt->cur->id + 1, rt->cur, err, errlen);
 	if (!g)
 		return -1;
 	/* Addresses nobody listened on before must be free (see address_free). */
@@ -731,7 +770,7 @@ static int runtime_build(struct runtime *rt, const struct config *cfg, const str
 		snprintf(err, errlen, "out of memory");
 		return -1;
 	}
-	if (!(rt->cur = gen_build(cfg, 1, err, errlen)))
+	if (!(rt->cur = gen_build(cfg, 1, NULL, err, errlen)))
 		return -1;
 	for (unsigned f = 0; f < rt->cur->nfrontends; f++)
 		if (address_free(&rt->cur->frontends[f].conf, err, errlen) < 0)

@@ -35,7 +35,9 @@ struct frontend_rt {
 	struct frontend_conf conf;
 	struct tls_frontend *tls;
 	struct backend_rt *backend;
-	atomic_int conns;                            /* open connections, all workers (max-conns) */
+	atomic_int *conns;                           /* open connections, all workers and all configuration
+						      * generations of this frontend name (max-conns) */
+	unsigned *conns_refs;                        /* generations sharing *conns (main thread only) */
 	atomic_int refs;
 };
 

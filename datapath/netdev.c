@@ -304,11 +304,13 @@ static struct nl_msg *ethtool_msg(int family, uint8_t cmd, const char *dev, unsi
 	    !(hdr = nla_nest_start(msg, ETHTOOL_A_FEATURES_HEADER | NLA_F_NESTED)) ||
 	    (dev && nla_put_string(msg, ETHTOOL_A_HEADER_DEV_NAME, dev) < 0) ||
 	    (ifindex && nla_put_u32(msg, ETHTOOL_A_HEADER_DEV_INDEX, ifindex) < 0) ||
-	    (hdr_flags && nla_put_u32(msg, ETHTOOL_A_HEADER_FLAGS, hdr_flags) < 0)) {
+	    ((hdr_flags || dump) && nla_put_u32(msg, ETHTOOL_A_HEADER_FLAGS, hdr_flags) < 0)) {
 		nlmsg_free(msg);
 		return NULL;
 	}
-	nla_nest_end(msg, hdr);   /* an empty header (dump) is dropped, which the kernel accepts */
+	/* Never an empty header: libnl would drop it, and kernels before 5.12 refuse a request without one
+	 * ("request header missing", EINVAL) even for a dump. Flags 0 keeps a dump's header non-empty. */
+	nla_nest_end(msg, hdr);
 	return msg;
 }
 

@@ -108,6 +108,21 @@ check_download "$URL" 1000 7 "${CURL[@]}"
 ctl server del app "127.0.0.1:$BP2" || fail "server del"
 expect_exit 1 ctl server del app "127.0.0.1:$BP"
 grep -q "last server of backend 'app'" "$T/err" || fail "deleting the last server: $(cat "$T/err")"
+# max-conns counts across configuration generations: a control change must not let a full frontend take more
+MP=$(free_port)
+ctl frontend add capped listen "127.0.0.1:$MP" cert "$T/edge.crt" key "$T/edge.key" backend app max-conns 2
+mkfifo "$T/cap.in"
+"$B/tests/bin/tls_client" "127.0.0.1:$MP" hold 2 <"$T/cap.in" >"$T/cap.out" 2>&1 & PIDS+=($!); CAP=$!
+exec 8>"$T/cap.in"
+for _ in $(seq 50); do grep -q '^held 2' "$T/cap.out" && break; sleep 0.1; done
+grep -q '^held 2' "$T/cap.out" || fail "could not hold 2 connections on the capped frontend"
+ctl server add app "127.0.0.1:$BP2" && ctl server del app "127.0.0.1:$BP2" || fail "server add/del"   # two new generations
+curl -sS --max-time 5 --resolve "localhost:$MP:127.0.0.1" --cacert "$T/edge.crt" "https://localhost:$MP/" -o /dev/null 2>/dev/null &&
+  fail "max-conns 2 let a third connection in after a configuration change"
+expect_log "frontend capped: refused a connection: max-conns 2 reached"
+kill $CAP; exec 8>&-
+ctl frontend del capped
+
 ctl backend add spare server "127.0.0.1:$BP2" balance leastconn proxy-protocol v2 connect-timeout 700 || fail "backend add"
 [ "$(ctl -j backend show spare | json 'd[0]["balance"] + " " + d[0]["proxy_protocol"] + " " + str(d[0]["connect_timeout_ms"])')" = "leastconn v2 700" ] ||
   fail "backend show spare"

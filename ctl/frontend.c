@@ -22,7 +22,17 @@ static int print_frontend(const struct nlmsghdr *h, struct nlattr **tb, void *ar
 		json_begin_object(j);
 		json_kv_string(j, "name", f.name);
 		json_kv_string(j, "listen", f.listen.text);
+		json_kv_string(j, "mode", tlsoff_mode_name(f.mode));
 		json_kv_string(j, "backend", f.backend);
+		json_key(j, "routes");
+		json_begin_array(j);
+		for (unsigned i = 0; i < f.nroutes; i++) {
+			json_begin_object(j);
+			json_kv_string(j, "sni", f.routes[i].pattern);
+			json_kv_string(j, "backend", f.routes[i].backend);
+			json_end_object(j);
+		}
+		json_end_array(j);
 		json_key(j, "certs");
 		json_begin_array(j);
 		for (unsigned i = 0; i < f.ncerts; i++) {
@@ -42,8 +52,16 @@ static int print_frontend(const struct nlmsghdr *h, struct nlattr **tb, void *ar
 		json_end_object(j);
 		return 0;
 	}
-	printf("frontend %s listen %s backend %s datapath %s tls-min %s%s%s conns %u", f.name, f.listen.text, f.backend,
-	       tlsoff_datapath_name(f.datapath), tlsoff_tls_min_name(f.tls_min), alpn[0] ? " alpn " : "", alpn, conns);
+	if (f.mode != MODE_TLS) {
+		printf("frontend %s listen %s %s%s%s conns %u", f.name, f.listen.text, tlsoff_mode_name(f.mode),
+		       f.backend[0] ? (f.mode == MODE_PLAIN ? " backend " : " default ") : "", f.backend, conns);
+		for (unsigned i = 0; i < f.nroutes; i++)
+			printf(" sni %s=%s", f.routes[i].pattern, f.routes[i].backend);
+	} else {
+		printf("frontend %s listen %s backend %s datapath %s tls-min %s%s%s conns %u", f.name, f.listen.text,
+		       f.backend, tlsoff_datapath_name(f.datapath), tlsoff_tls_min_name(f.tls_min), alpn[0] ? " alpn " : "",
+		       alpn, conns);
+	}
 	if (f.max_conns)
 		printf(" max-conns %u", f.max_conns);
 	printf("\n  handshake-timeout %u idle-timeout %u\n", f.handshake_timeout_ms, f.idle_timeout_ms);

@@ -6,8 +6,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/un.h>
 #include <unistd.h>
+
+#define IPC_TIMEOUT_S 30
 
 struct ipc {
 	int fd;
@@ -40,6 +43,10 @@ struct ipc *ipc_connect(const char *path, char *err, size_t errlen)
 		free(c);
 		return NULL;
 	}
+	/* A daemon that stopped answering (stuck, or stopped with SIGSTOP) must not hang scripts for ever. */
+	struct timeval tv = { .tv_sec = IPC_TIMEOUT_S };
+	setsockopt(c->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	setsockopt(c->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
 	return c;
 }
 
@@ -86,7 +93,7 @@ int ipc_call(struct ipc *c, struct nl_msg *m, ipc_cb cb, void *arg, char *err, s
 		char msg[256];
 		if ((rc = ctl_msg_recv(c->fd, &h, msg, sizeof(msg))) < 0) {
 			snprintf(err, errlen, "reading from tlsoffd: %s", rc == -EPIPE ? "the daemon closed the connection" :
-				 rc == -EPROTO ? msg : strerror(-rc));
+				 rc == -EPROTO ? msg : rc == -EAGAIN ? "no answer within 30 s" : strerror(-rc));
 			return rc;
 		}
 		if (h->nlmsg_seq != seq) {   /* not ours: an answer to an earlier request we gave up on */

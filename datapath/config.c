@@ -1,5 +1,6 @@
 /* config.c — the command grammar (see include/tlsoff/config.h): one table row per option keyword. */
 #include "tlsoff/config.h"
+#include "tlsoff/tls_ctx.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -192,6 +193,8 @@ enum opt_kind {
 	O_MS,         /* milliseconds, 1 .. 1 day */
 	O_COUNT,      /* a positive count */
 	O_ALPN,
+	O_FLAG,       /* a word alone: sets the int field to vals[0].value */
+	O_ROUTE,      /* PATTERN=BACKEND, repeatable */
 };
 
 struct enum_val { const char *word; int value; };
@@ -212,6 +215,11 @@ static const struct enum_val datapath_vals[] = {
 	{ "auto", DATAPATH_AUTO }, { "splice", DATAPATH_SPLICE }, { "userspace", DATAPATH_USERSPACE },
 	{ NULL, 0 } };
 
+static const struct enum_val mode_plain[] = { { "plain", MODE_PLAIN }, { NULL, 0 } };
+static const struct enum_val mode_passthrough[] = { { "passthrough", MODE_PASSTHROUGH }, { NULL, 0 } };
+static const struct enum_val mode_vals[] = {
+	{ "tls", MODE_TLS }, { "plain", MODE_PLAIN }, { "passthrough", MODE_PASSTHROUGH }, { NULL, 0 } };
+
 #define BE(f) offsetof(struct backend_conf, f)
 #define FE(f) offsetof(struct frontend_conf, f)
 
@@ -223,11 +231,16 @@ static const struct cmd_opt backend_opts[] = {
 	{ NULL, 0, 0, NULL, false },
 };
 
+/* cert/key/backend are required by mode: checked after parsing (frontend_check). */
 static const struct cmd_opt frontend_opts[] = {
 	{ "listen", O_ADDR, FE(listen), NULL, true },
-	{ "cert", O_CERT, FE(certs), NULL, true },
-	{ "key", O_KEY, FE(certs), NULL, true },
-	{ "backend", O_NAME, FE(backend), NULL, true },
+	{ "cert", O_CERT, FE(certs), NULL, false },
+	{ "key", O_KEY, FE(certs), NULL, false },
+	{ "backend", O_NAME, FE(backend), NULL, false },
+	{ "plain", O_FLAG, FE(mode), mode_plain, false },
+	{ "passthrough", O_FLAG, FE(mode), mode_passthrough, false },
+	{ "sni", O_ROUTE, FE(routes), NULL, false },
+	{ "default", O_NAME, FE(backend), NULL, false },
 	{ "alpn", O_ALPN, FE(alpn), NULL, false },
 	{ "tls-min", O_ENUM, FE(tls_min), tls_vals, false },
 	{ "datapath", O_ENUM, FE(datapath), datapath_vals, false },
@@ -330,6 +343,34 @@ static int apply_opt(const struct cmd_opt *o, const char *val, void *base, const
 		if (parse_uint(val, 1, 100000000, (unsigned *)field))
 			return errf(err, errlen, "%s: %s: '%s' is not a positive count", what, o->kw, val);
 		return 0;
+	case O_FLAG:
+		*(int *)field = o->vals[0].value;
+		return 0;
+	case O_ROUTE: {
+		struct frontend_conf *f = base;
+		const char *eq = strchr(val, '=');
+		char pattern[TLSOFF_SNI_MAX];
+		if (!eq || eq == val || (size_t)(eq - val) >= sizeof(pattern))
+			return errf(err, errlen, "%s: sni: expected PATTERN=BACKEND, got '%s'", what, val);
+		if (f->nroutes == TLSOFF_MAX_ROUTES)
+			return errf(err, errlen, "%s: at most %d sni routes", what, TLSOFF_MAX_ROUTES);
+		snprintf(pattern, sizeof(pattern), "%.*s", (int)(eq - val), val);
+		for (char *p = pattern; *p; p++) {
+			*p = (char)tolower((unsigned char)*p);
+			if (!isalnum((unsigned char)*p) && *p != '-' && *p != '.' && *p != '_' && !(*p == '*' && p == pattern))
+				return errf(err, errlen, "%s: sni: bad host name pattern '%s'", what, pattern);
+		}
+		if (pattern[0] == '*' && pattern[1] != '.')
+			return errf(err, errlen, "%s: sni: a wildcard is '*.' then a domain, not '%s'", what, pattern);
+		if (!valid_name(eq + 1))
+			return errf(err, errlen, "%s: sni: bad backend name '%s'", what, eq + 1);
+		for (unsigned i = 0; i < f->nroutes; i++)
+			if (!strcmp(f->routes[i].pattern, pattern))
+				return errf(err, errlen, "%s: sni: '%s' routed twice", what, pattern);
+		snprintf(f->routes[f->nroutes].pattern, TLSOFF_SNI_MAX, "%s", pattern);
+		snprintf(f->routes[f->nroutes++].backend, TLSOFF_NAME_MAX, "%s", eq + 1);
+		return 0;
+	}
 	case O_ALPN: {
 		struct frontend_conf *f = base;
 		if (tlsoff_alpn_parse(val, f->alpn, &f->alpn_len, list, sizeof(list)))
@@ -428,6 +469,46 @@ static int parse_cert(int argc, char **argv, struct cmd *out, char *err, size_t 
 	return 0;
 }
 
+static bool option_seen(unsigned seen, const char *kw)
+{
+	for (const struct cmd_opt *o = frontend_opts; o->kw; o++)
+		if (!strcmp(o->kw, kw))
+			return seen & (1u << (o - frontend_opts));
+	return false;
+}
+
+/* What each mode needs and refuses: a plain or passthrough frontend has no certificate and no TLS options
+ * (the TLS is the backend's, or there is none). */
+static int frontend_check(struct frontend_conf *f, unsigned seen, const char *what, char *err, size_t errlen)
+{
+	static const char *const tls_only[] = { "cert", "key", "alpn", "tls-min", "datapath" };
+	if (option_seen(seen, "plain") && option_seen(seen, "passthrough"))
+		return errf(err, errlen, "%s: plain or passthrough, not both", what);
+	if (option_seen(seen, "backend") && option_seen(seen, "default"))
+		return errf(err, errlen, "%s: 'default' and 'backend' name the same thing: give one", what);
+	if (f->mode != MODE_PASSTHROUGH && option_seen(seen, "sni"))
+		return errf(err, errlen, "%s: sni routes need passthrough", what);
+	if (f->mode != MODE_TLS) {
+		for (size_t i = 0; i < sizeof(tls_only) / sizeof(tls_only[0]); i++)
+			if (option_seen(seen, tls_only[i]))
+				return errf(err, errlen, "%s: '%s' does not apply to a %s frontend", what, tls_only[i],
+					    tlsoff_mode_name(f->mode));
+		if (f->mode == MODE_PLAIN && !f->backend[0])
+			return errf(err, errlen, "%s: missing 'backend'", what);
+		if (f->mode == MODE_PASSTHROUGH && !f->backend[0] && !f->nroutes)
+			return errf(err, errlen, "%s: passthrough needs sni PATTERN=BACKEND routes or a default backend",
+				    what);
+		return 0;
+	}
+	if (!f->ncerts)
+		return errf(err, errlen, "%s: missing 'cert'", what);
+	if (!f->certs[f->ncerts - 1].key[0])
+		return errf(err, errlen, "%s: cert '%s' has no key", what, f->certs[f->ncerts - 1].chain);
+	if (!f->backend[0])
+		return errf(err, errlen, "%s: missing 'backend'", what);
+	return 0;
+}
+
 int cmd_parse(int argc, char **argv, struct cmd *out, char *err, size_t errlen)
 {
 	const struct object_def *def = NULL;
@@ -472,7 +553,7 @@ int cmd_parse(int argc, char **argv, struct cmd *out, char *err, size_t errlen)
 	void *base = &out->u;
 	snprintf((char *)base, TLSOFF_NAME_MAX, "%s", argv[2]);   /* name is the first field of both */
 	unsigned seen = 0;
-	for (int i = 3; i < argc; i += 2) {
+	for (int i = 3; i < argc;) {
 		const struct cmd_opt *o = def->opts;
 		while (o->kw && strcmp(o->kw, argv[i]))
 			o++;
@@ -482,21 +563,27 @@ int cmd_parse(int argc, char **argv, struct cmd *out, char *err, size_t errlen)
 				    list);
 		}
 		unsigned bit = 1u << (o - def->opts);
-		bool repeatable = o->kind == O_SERVER || o->kind == O_CERT || o->kind == O_KEY;
+		bool repeatable = o->kind == O_SERVER || o->kind == O_CERT || o->kind == O_KEY || o->kind == O_ROUTE;
 		if ((seen & bit) && !repeatable)
 			return errf(err, errlen, "%s: option '%s' given twice", what, o->kw);
 		seen |= bit;
+		if (o->kind == O_FLAG) {
+			if (apply_opt(o, NULL, base, what, err, errlen))
+				return -1;
+			i++;
+			continue;
+		}
 		if (i + 1 >= argc)
 			return errf(err, errlen, "%s: option '%s' needs a value", what, o->kw);
 		if (apply_opt(o, argv[i + 1], base, what, err, errlen))
 			return -1;
+		i += 2;
 	}
 	for (const struct cmd_opt *o = def->opts; o->kw; o++)
 		if (o->required && !(seen & (1u << (o - def->opts))))
 			return errf(err, errlen, "%s: missing '%s'", what, o->kw);
-	if (out->object == CMD_FRONTEND && !out->u.frontend.certs[out->u.frontend.ncerts - 1].key[0])
-		return errf(err, errlen, "%s: cert '%s' has no key", what,
-			    out->u.frontend.certs[out->u.frontend.ncerts - 1].chain);
+	if (out->object == CMD_FRONTEND)
+		return frontend_check(&out->u.frontend, seen, what, err, errlen);
 	return 0;
 }
 
@@ -521,6 +608,19 @@ static int find_frontend(const struct config *cfg, const char *name)
 static bool same_addr(const struct tlsoff_addr *a, const struct tlsoff_addr *b)
 {
 	return a->len == b->len && !memcmp(&a->ss, &b->ss, a->len);
+}
+
+/* The frontend that uses backend `name` (as its backend, default or an sni route), or -1. */
+static int backend_user(const struct config *cfg, const char *name)
+{
+	for (unsigned f = 0; f < cfg->nfrontends; f++) {
+		if (!strcmp(cfg->frontends[f].backend, name))
+			return (int)f;
+		for (unsigned r = 0; r < cfg->frontends[f].nroutes; r++)
+			if (!strcmp(cfg->frontends[f].routes[r].backend, name))
+				return (int)f;
+	}
+	return -1;
 }
 
 static int find_server(const struct backend_conf *b, const struct tlsoff_addr *a)
@@ -580,6 +680,8 @@ static int apply_cert(struct config *cfg, const struct cmd *c, char *err, size_t
 		return errf(err, errlen, "no frontend '%s'", c->u.cert.frontend);
 	struct frontend_conf *f = &cfg->frontends[fi];
 	const char *chain = c->u.cert.cert.chain;
+	if (f->mode != MODE_TLS)
+		return errf(err, errlen, "frontend '%s' is %s: it has no certificates", f->name, tlsoff_mode_name(f->mode));
 	int ci = find_cert(f, chain);
 	if (c->verb == CMD_ADD) {
 		if (ci >= 0)
@@ -637,10 +739,10 @@ int config_apply(struct config *cfg, const struct cmd *c, char *err, size_t errl
 		int i = find_backend(cfg, c->u.name);
 		if (i < 0)
 			return errf(err, errlen, "no backend '%s'", c->u.name);
-		for (unsigned f = 0; f < cfg->nfrontends; f++)
-			if (!strcmp(cfg->frontends[f].backend, c->u.name))
-				return errf(err, errlen, "backend '%s' is used by frontend '%s'", c->u.name,
-					    cfg->frontends[f].name);
+		int user = backend_user(cfg, c->u.name);
+		if (user >= 0)
+			return errf(err, errlen, "backend '%s' is used by frontend '%s'", c->u.name,
+				    cfg->frontends[user].name);
 		/* keep the order: config dump writes objects in the order they run */
 		memmove(&cfg->backends[i], &cfg->backends[i + 1], (--cfg->nbackends - (unsigned)i) * sizeof(*cfg->backends));
 		return 0;
@@ -658,11 +760,25 @@ int config_apply(struct config *cfg, const struct cmd *c, char *err, size_t errl
 
 int config_check(const struct config *cfg, char *err, size_t errlen)
 {
-	for (unsigned i = 0; i < cfg->nfrontends; i++)
-		if (find_backend(cfg, cfg->frontends[i].backend) < 0)
-			return errf(err, errlen, "frontend '%s': no backend '%s'", cfg->frontends[i].name,
-				    cfg->frontends[i].backend);
+	for (unsigned i = 0; i < cfg->nfrontends; i++) {
+		const struct frontend_conf *f = &cfg->frontends[i];
+		if (f->backend[0] && find_backend(cfg, f->backend) < 0)
+			return errf(err, errlen, "frontend '%s': no backend '%s'", f->name, f->backend);
+		for (unsigned r = 0; r < f->nroutes; r++)
+			if (find_backend(cfg, f->routes[r].backend) < 0)
+				return errf(err, errlen, "frontend '%s': sni %s: no backend '%s'", f->name,
+					    f->routes[r].pattern, f->routes[r].backend);
+	}
 	return 0;
+}
+
+const char *tlsoff_route(const struct frontend_conf *f, const char *sni)
+{
+	for (int wild = 0; sni && *sni && wild < 2; wild++)   /* exact names first, as for certificates */
+		for (unsigned r = 0; r < f->nroutes; r++)
+			if ((f->routes[r].pattern[0] == '*') == wild && tls_name_matches(f->routes[r].pattern, sni))
+				return f->routes[r].backend;
+	return f->backend[0] ? f->backend : NULL;
 }
 
 int config_copy(struct config *dst, const struct config *src)
@@ -692,6 +808,7 @@ static const char *word_of(const struct enum_val *v, int value)
 const char *tlsoff_balance_name(int balance) { return word_of(balance_vals, balance); }
 const char *tlsoff_datapath_name(int datapath) { return word_of(datapath_vals, datapath); }
 const char *tlsoff_tls_min_name(int tls_min) { return word_of(tls_vals, tls_min); }
+const char *tlsoff_mode_name(int mode) { return word_of(mode_vals, mode); }
 
 void tlsoff_alpn_format(const uint8_t *wire, unsigned len, char *out, size_t outlen)
 {
@@ -753,17 +870,30 @@ void config_format(const struct config *cfg, void (*line)(const char *text, void
 		char alpn[TLSOFF_ALPN_MAX * 2];
 		n = 0;
 		W("frontend"); W("add"); W(f->name); W("listen"); W(f->listen.text);
+		if (f->mode != MODE_TLS)
+			W(tlsoff_mode_name(f->mode));
+		for (unsigned r = 0; r < f->nroutes; r++) {
+			char route[TLSOFF_SNI_MAX + TLSOFF_NAME_MAX + 2];
+			snprintf(route, sizeof(route), "%s=%s", f->routes[r].pattern, f->routes[r].backend);
+			W("sni"); W(route);
+		}
 		for (unsigned c = 0; c < f->ncerts; c++) {
 			W("cert"); W(f->certs[c].chain); W("key"); W(f->certs[c].key);
 		}
-		W("backend"); W(f->backend);
-		if (f->alpn_len) {
+		if (f->backend[0]) {
+			W(f->mode == MODE_PASSTHROUGH ? "default" : "backend"); W(f->backend);
+		}
+		if (f->mode == MODE_TLS && f->alpn_len) {
 			tlsoff_alpn_format(f->alpn, f->alpn_len, alpn, sizeof(alpn));
 			W("alpn"); W(alpn);
 		}
-		W("tls-min"); W(tlsoff_tls_min_name(f->tls_min));
-		W("datapath"); W(tlsoff_datapath_name(f->datapath));
-		W("handshake-timeout"); U(f->handshake_timeout_ms);
+		if (f->mode == MODE_TLS) {
+			W("tls-min"); W(tlsoff_tls_min_name(f->tls_min));
+			W("datapath"); W(tlsoff_datapath_name(f->datapath));
+		}
+		if (f->mode != MODE_PLAIN) {
+			W("handshake-timeout"); U(f->handshake_timeout_ms);
+		}
 		W("idle-timeout"); U(f->idle_timeout_ms);
 		if (f->max_conns) {
 			W("max-conns"); U(f->max_conns);

@@ -37,7 +37,7 @@ static void addr_text(const struct sockaddr *sa, char *out, size_t len)
 /* The SNI is whatever the client sent (OpenSSL only rejects NUL bytes): copy it for the log with anything
  * but host name characters escaped as \xHH, so a name with a space, a quote or a newline cannot forge a
  * field or a whole log line. */
-static void log_safe_copy(char *out, size_t len, const char *in)
+void log_safe_copy(char *out, size_t len, const char *in)
 {
 	size_t n = 0;
 	for (; *in && n + 1 < len; in++) {
@@ -58,6 +58,19 @@ static void set_reason(struct conn *c, const char *why)
 	c->error = true;
 	if (!c->close_reason)
 		c->close_reason = why;
+}
+
+void conn_fail(struct conn *c, const char *why)
+{
+	set_reason(c, why);
+}
+
+struct backend_rt *frontend_backend(const struct frontend_rt *fe, const char *name)
+{
+	for (unsigned i = 0; i < fe->nbackends; i++)
+		if (!strcmp(fe->backends[i].conf.name, name))
+			return &fe->backends[i];
+	return NULL;
 }
 
 static int watch(struct conn *c, enum side s)
@@ -83,9 +96,10 @@ struct conn *conn_new(struct worker *w, struct frontend_rt *fe, int fd, const st
 	c->ep[BACKEND] = (struct conn_ep){ EP_CONN_BACKEND, c };
 	c->start_ms = w->now_ms;
 	c->deadline_ms = w->now_ms + fe->conf.handshake_timeout_ms;
-	c->state = CS_HANDSHAKE;
+	c->be = fe->backend;
+	c->state = fe->conf.mode == MODE_TLS ? CS_HANDSHAKE : CS_ROUTE;   /* CS_ROUTE: on the first event */
 	addr_text(peer, c->client, sizeof(c->client));
-	if (!(c->ssl = tls_frontend_ssl(fe->tls, fd)) || watch(c, CLIENT) < 0) {
+	if ((fe->conf.mode == MODE_TLS && !(c->ssl = tls_frontend_ssl(fe->tls, fd))) || watch(c, CLIENT) < 0) {
 		SSL_free(c->ssl);
 		free(c);
 		return NULL;
@@ -101,13 +115,15 @@ struct conn *conn_new(struct worker *w, struct frontend_rt *fe, int fd, const st
 
 static const char *datapath_name(enum tlsoff_datapath d)
 {
-	return d == DATAPATH_SPLICE ? "splice" : d == DATAPATH_USERSPACE ? "userspace" : "auto";
+	return d == DATAPATH_SPLICE ? "splice" : d == DATAPATH_USERSPACE ? "userspace" :
+	       d == DATAPATH_SOCKMAP ? "sockmap" : "auto";
 }
 
 void conn_describe(const struct conn *c, struct conn_info *out)
 {
 	static const char *const states[] = { [CS_HANDSHAKE] = "handshake", [CS_CONNECT] = "connect",
-					      [CS_RELAY] = "relay", [CS_LINGER] = "linger", [CS_DONE] = "done" };
+					      [CS_RELAY] = "relay", [CS_LINGER] = "linger", [CS_DONE] = "done",
+					      [CS_ROUTE] = "hello", [CS_JOIN] = "connect", [CS_SOCKMAP] = "relay" };
 	socklen_t len = sizeof(out->cookie);
 	memset(out, 0, sizeof(*out));
 	out->id = c->id;
@@ -115,6 +131,8 @@ void conn_describe(const struct conn *c, struct conn_info *out)
 		out->cookie = 0;
 	out->in = c->up.bytes;
 	out->out = c->down.bytes;
+	if (c->state == CS_SOCKMAP)
+		sm_describe(c, &out->in, &out->out);
 	out->age_ms = c->w->now_ms - c->start_ms;
 	snprintf(out->frontend, sizeof(out->frontend), "%s", c->fe->conf.name);
 	snprintf(out->backend, sizeof(out->backend), "%s", c->fe->conf.backend);
@@ -126,7 +144,7 @@ void conn_describe(const struct conn *c, struct conn_info *out)
 	out->state = states[c->state];
 	out->version = c->version ? c->version : "";
 	out->cipher = c->cipher ? c->cipher : "";
-	out->datapath = c->state == CS_HANDSHAKE ? "" : datapath_name(c->datapath);
+	out->datapath = c->state == CS_HANDSHAKE || c->state == CS_ROUTE ? "" : datapath_name(c->datapath);
 	out->ktls = c->ktls;
 	out->rekeys = c->rekeys;
 	out->worker = (unsigned)c->w->id;
@@ -152,6 +170,7 @@ void conn_free(struct conn *c)
 			(unsigned long long)c->down.bytes, (unsigned long long)(w->now_ms - c->start_ms),
 			c->close_reason ? c->close_reason : "done");
 	}
+	sm_unpair(c);                         /* counters first: the log line below reports them */
 	for (int s = 0; s < 2; s++)
 		if (c->fd[s] >= 0)
 			close(c->fd[s]);          /* closing removes it from epoll */
@@ -163,7 +182,7 @@ void conn_free(struct conn *c)
 				close(fl[i]->pipe[p]);
 	}
 	if (c->server >= 0)
-		atomic_fetch_sub(&fe->backend->active[c->server], 1);
+		atomic_fetch_sub(&c->be->active[c->server], 1);
 	SSL_free(c->ssl);
 	c->ssl = NULL;
 	free(c->pre);
@@ -208,9 +227,9 @@ static void no_server(struct conn *c, const char *last_server, const char *last_
 	set_reason(c, why);
 }
 
-static void start_connect(struct conn *c)
+void conn_connect(struct conn *c)
 {
-	struct backend_rt *be = c->fe->backend;
+	struct backend_rt *be = c->be;
 	if (!backend_usable(be)) {
 		static __thread char why[120];
 		snprintf(why, sizeof(why), "backend %s: every server is drained", be->conf.name);
@@ -246,7 +265,7 @@ static void start_connect(struct conn *c)
  * ETIMEDOUT, so the log says which one): drop it and try the next server. */
 static void connect_failed(struct conn *c, int err, bool timed_out)
 {
-	struct backend_rt *be = c->fe->backend;
+	struct backend_rt *be = c->be;
 	char what[64];
 	if (timed_out)
 		snprintf(what, sizeof(what), "connect timeout after %u ms", be->conf.connect_timeout_ms);
@@ -261,7 +280,7 @@ static void connect_failed(struct conn *c, int err, bool timed_out)
 	if (c->attempts == backend_usable(be))
 		no_server(c, c->server_text, what);
 	else
-		start_connect(c);
+		conn_connect(c);
 }
 
 static void connected(struct conn *c)
@@ -272,6 +291,10 @@ static void connected(struct conn *c)
 		err = errno;
 	if (err) {
 		connect_failed(c, err, false);
+		return;
+	}
+	if (c->fe->conf.mode != MODE_TLS) {    /* PROXY header (if any), then the kernel takes over */
+		c->state = CS_JOIN;
 		return;
 	}
 	int rc = relay_setup(c);
@@ -394,18 +417,15 @@ static int drain_buffered(struct conn *c)
 	return 0;
 }
 
-static void build_proxy_header(struct conn *c)
+void conn_proxy_header(struct conn *c, const uint8_t *alpn, size_t alpn_len, const char *sni)
 {
 	struct sockaddr_storage peer, local;
 	socklen_t pl = sizeof(peer), ll = sizeof(local);
-	const unsigned char *alpn = NULL;
-	unsigned alpn_len = 0;
 	getpeername(c->fd[CLIENT], (struct sockaddr *)&peer, &pl);
 	getsockname(c->fd[CLIENT], (struct sockaddr *)&local, &ll);
-	SSL_get0_alpn_selected(c->ssl, &alpn, &alpn_len);
 	uint8_t hdr[PROXY_V2_MAX];
 	int n = proxy_v2_build(hdr, sizeof(hdr), (struct sockaddr *)&peer, (struct sockaddr *)&local, alpn,
-			       alpn_len, SSL_get_servername(c->ssl, TLSEXT_NAMETYPE_host_name));
+			       alpn_len, sni);
 	if (n < 0) {
 		set_reason(c, "PROXY v2 header: address families differ");
 		return;
@@ -445,8 +465,11 @@ static void handshake(struct conn *c)
 	log_safe_copy(c->sni, sizeof(c->sni), sni ? sni : "");
 	c->version = SSL_get_version(c->ssl);
 	c->cipher = SSL_CIPHER_get_name(SSL_get_current_cipher(c->ssl));
-	if (c->fe->backend->conf.proxy_protocol == 2) {
-		build_proxy_header(c);
+	if (c->be->conf.proxy_protocol == 2) {
+		const unsigned char *alpn = NULL;
+		unsigned alpn_len = 0;
+		SSL_get0_alpn_selected(c->ssl, &alpn, &alpn_len);
+		conn_proxy_header(c, alpn, alpn_len, SSL_get_servername(c->ssl, TLSEXT_NAMETYPE_host_name));
 		if (c->error)
 			return;
 	}
@@ -462,7 +485,7 @@ static void handshake(struct conn *c)
 	log_debug("frontend=%s client=%s: %s %s, datapath %s%s%s%s", c->fe->conf.name, c->client, c->version,
 		  c->cipher, datapath_name(c->datapath), c->datapath_why ? " (" : "",
 		  c->datapath_why ? c->datapath_why : "", c->datapath_why ? ")" : "");
-	start_connect(c);
+	conn_connect(c);
 }
 
 /* ---- relay ------------------------------------------------------------------------------------------- */
@@ -564,6 +587,17 @@ static void step(struct conn *c)
 		case CS_LINGER:
 			linger(c);
 			break;
+		case CS_ROUTE:
+			sm_route(c);
+			break;
+		case CS_JOIN:
+			flush_pre(c);
+			if (!c->error && c->pre_off == c->pre_len)
+				sm_join(c);
+			break;
+		case CS_SOCKMAP:
+			sm_step(c);
+			break;
 		case CS_DONE:
 			break;
 		}
@@ -593,6 +627,16 @@ void conn_timeout(struct conn *c)
 			return;
 		break;
 	case CS_LINGER:
+		break;
+	case CS_ROUTE:
+		set_reason(c, "ClientHello timeout");
+		break;
+	case CS_JOIN:
+		set_reason(c, "backend: PROXY header not accepted in time");
+		break;
+	case CS_SOCKMAP:
+		if (!sm_timeout(c))
+			return;
 		break;
 	default:
 		set_reason(c, "idle timeout");

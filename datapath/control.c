@@ -25,6 +25,7 @@
 #include "tlsoff/version.h"
 
 #define MAX_CLIENTS   64
+#define IDLE_MS       60000           /* a client that neither sends nor reads for this long is closed */
 #define OUT_MAX       (64u << 20)     /* replies queued for one client that does not read */
 
 struct client {
@@ -36,6 +37,7 @@ struct client {
 	uint8_t *out;
 	size_t outlen, outoff, outcap;
 	bool closing;                     /* a framing error: close once the error reply is written */
+	uint64_t last_ms;                 /* last time it sent or took anything */
 	struct client *next;
 };
 
@@ -423,7 +425,7 @@ static int do_stats(struct request *r)
 	int rc = m ? 0 : -1;
 #define C(f) rc |= put_counter(m, #f, atomic_load_explicit(&counters.f, memory_order_relaxed), false)
 	if (m) {
-		C(accepted); C(refused_max_conns); C(handshake_failed); C(splice); C(userspace); C(rekeys);
+		C(accepted); C(refused_max_conns); C(handshake_failed); C(splice); C(userspace); C(sockmap); C(rekeys);
 		C(rekey_unsupported);
 	}
 #undef C
@@ -749,6 +751,7 @@ static void accept_clients(struct control *ctl)
 		getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cl->cred, &len);
 		cl->kind = MK_CTL_CLIENT;
 		cl->fd = fd;
+		cl->last_ms = now_ms();
 		struct epoll_event ev = { .events = EPOLLIN, .data.ptr = cl };
 		if (epoll_ctl(ctl->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
 			close(fd);
@@ -770,6 +773,7 @@ void control_event(struct control *ctl, void *tag, uint32_t events)
 		return;
 	}
 	struct client *cl = tag;
+	cl->last_ms = now_ms();
 	if (events & (EPOLLIN | EPOLLHUP | EPOLLERR))
 		client_read(ctl, cl);
 	if (client_flush(cl) < 0 || (cl->closing && cl->outlen == 0)) {
@@ -777,6 +781,20 @@ void control_event(struct control *ctl, void *tag, uint32_t events)
 		return;
 	}
 	client_arm(ctl, cl);
+}
+
+/* Clients are few (MAX_CLIENTS): one that connects and goes silent must not hold a slot for ever. */
+void control_tick(struct control *ctl)
+{
+	uint64_t now = now_ms();
+	for (struct client *cl = ctl ? ctl->clients : NULL, *next; cl; cl = next) {
+		next = cl->next;
+		if (now - cl->last_ms >= IDLE_MS) {
+			log_info("control: closing a client idle for %d s (uid=%u pid=%d)", IDLE_MS / 1000,
+				 (unsigned)cl->cred.uid, (int)cl->cred.pid);
+			client_close(ctl, cl);
+		}
+	}
 }
 
 /* ---- the socket ------------------------------------------------------------------------------------------ */

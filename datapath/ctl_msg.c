@@ -26,6 +26,10 @@ const struct nla_policy ctl_fe_policy[TLSOFF_FE_MAX + 1] = {
 	[TLSOFF_FE_BACKEND] = STR(TLSOFF_NAME_MAX), [TLSOFF_FE_ALPN] = STR(2 * TLSOFF_ALPN_MAX),
 	[TLSOFF_FE_TLS_MIN] = STR(8), [TLSOFF_FE_DATAPATH] = U32, [TLSOFF_FE_HANDSHAKE_TIMEOUT] = U32,
 	[TLSOFF_FE_IDLE_TIMEOUT] = U32, [TLSOFF_FE_MAX_CONNS] = U32, [TLSOFF_FE_CONNS] = U32,
+	[TLSOFF_FE_MODE] = U32, [TLSOFF_FE_ROUTE] = NEST,
+};
+const struct nla_policy ctl_route_policy[TLSOFF_ROUTE_MAX + 1] = {
+	[TLSOFF_ROUTE_SNI] = STR(TLSOFF_SNI_MAX), [TLSOFF_ROUTE_BACKEND] = STR(TLSOFF_NAME_MAX),
 };
 const struct nla_policy ctl_be_policy[TLSOFF_BE_MAX + 1] = {
 	[TLSOFF_BE_NAME] = STR(TLSOFF_NAME_MAX), [TLSOFF_BE_SERVER] = NEST, [TLSOFF_BE_BALANCE] = U32,
@@ -280,8 +284,16 @@ int ctl_put_frontend(struct nl_msg *m, const struct frontend_conf *f, int conns)
 	char alpn[TLSOFF_ALPN_MAX * 2];
 	struct nlattr *fe = nla_nest_start(m, TLSOFF_A_FRONTEND);
 	if (!fe || nla_put_string(m, TLSOFF_FE_NAME, f->name) < 0 || nla_put_string(m, TLSOFF_FE_LISTEN, f->listen.text) < 0 ||
-	    nla_put_string(m, TLSOFF_FE_BACKEND, f->backend) < 0)
+	    (f->backend[0] && nla_put_string(m, TLSOFF_FE_BACKEND, f->backend) < 0) ||
+	    nla_put_u32(m, TLSOFF_FE_MODE, f->mode) < 0)
 		return -1;
+	for (unsigned i = 0; i < f->nroutes; i++) {
+		struct nlattr *r = nla_nest_start(m, TLSOFF_FE_ROUTE);
+		if (!r || nla_put_string(m, TLSOFF_ROUTE_SNI, f->routes[i].pattern) < 0 ||
+		    nla_put_string(m, TLSOFF_ROUTE_BACKEND, f->routes[i].backend) < 0)
+			return -1;
+		nla_nest_end(m, r);
+	}
 	for (unsigned i = 0; i < f->ncerts; i++) {
 		struct nlattr *c = nla_nest_start(m, TLSOFF_FE_CERT);
 		if (!c || nla_put_string(m, TLSOFF_CERT_CHAIN, f->certs[i].chain) < 0 ||
@@ -290,9 +302,10 @@ int ctl_put_frontend(struct nl_msg *m, const struct frontend_conf *f, int conns)
 		nla_nest_end(m, c);
 	}
 	tlsoff_alpn_format(f->alpn, f->alpn_len, alpn, sizeof(alpn));
-	if ((f->alpn_len && nla_put_string(m, TLSOFF_FE_ALPN, alpn) < 0) ||
-	    nla_put_string(m, TLSOFF_FE_TLS_MIN, tlsoff_tls_min_name(f->tls_min)) < 0 ||
-	    nla_put_u32(m, TLSOFF_FE_DATAPATH, f->datapath) < 0 ||
+	bool tls = f->mode == MODE_TLS;   /* TLS options exist only where TLS ends here */
+	if ((tls && f->alpn_len && nla_put_string(m, TLSOFF_FE_ALPN, alpn) < 0) ||
+	    (tls && nla_put_string(m, TLSOFF_FE_TLS_MIN, tlsoff_tls_min_name(f->tls_min)) < 0) ||
+	    (tls && nla_put_u32(m, TLSOFF_FE_DATAPATH, f->datapath) < 0) ||
 	    nla_put_u32(m, TLSOFF_FE_HANDSHAKE_TIMEOUT, f->handshake_timeout_ms) < 0 ||
 	    nla_put_u32(m, TLSOFF_FE_IDLE_TIMEOUT, f->idle_timeout_ms) < 0 ||
 	    nla_put_u32(m, TLSOFF_FE_MAX_CONNS, f->max_conns) < 0 ||
@@ -325,10 +338,12 @@ int ctl_put_backend(struct nl_msg *m, const struct backend_conf *b, const unsign
 
 /* Words of a command being rebuilt from attributes; numbers are printed into `store`. */
 struct words {
-	char *v[8 + 4 * TLSOFF_MAX_SERVERS + 4 * TLSOFF_MAX_CERTS];
+	char *v[8 + 4 * TLSOFF_MAX_SERVERS + 4 * TLSOFF_MAX_CERTS + 2 * TLSOFF_MAX_ROUTES + 32];
 	int n;
 	char store[16][24];
 	int nstore;
+	char routes[TLSOFF_MAX_ROUTES][TLSOFF_SNI_MAX + TLSOFF_NAME_MAX + 2];
+	int nroutes;
 };
 
 static void word(struct words *w, const char *s)
@@ -379,6 +394,24 @@ static int frontend_cmd(const struct nlattr *nest, struct cmd *c, char *err, siz
 	word(&w, "add");
 	word(&w, nla_get_string(tb[TLSOFF_FE_NAME]));
 	word_str(&w, "listen", tb[TLSOFF_FE_LISTEN]);
+	unsigned mode = tb[TLSOFF_FE_MODE] ? nla_get_u32(tb[TLSOFF_FE_MODE]) : MODE_TLS;
+	if (mode != MODE_TLS)
+		word(&w, tlsoff_mode_name((int)mode));   /* "?" for an unknown mode: cmd_parse names it */
+	nla_for_each_nested(a, nest, rem) {
+		struct nlattr *rt[TLSOFF_ROUTE_MAX + 1];
+		if (nla_type(a) != TLSOFF_FE_ROUTE || w.nroutes == TLSOFF_MAX_ROUTES)
+			continue;
+		if ((rc = ctl_parse_nested(rt, TLSOFF_ROUTE_MAX, a, ctl_route_policy, "frontend route", err, errlen)) < 0)
+			return rc;
+		if (!rt[TLSOFF_ROUTE_SNI] || !rt[TLSOFF_ROUTE_BACKEND]) {
+			snprintf(err, errlen, "frontend route: needs both the SNI pattern and the backend");
+			return -EINVAL;
+		}
+		snprintf(w.routes[w.nroutes], sizeof(w.routes[0]), "%s=%s", nla_get_string(rt[TLSOFF_ROUTE_SNI]),
+			 nla_get_string(rt[TLSOFF_ROUTE_BACKEND]));
+		word(&w, "sni");
+		word(&w, w.routes[w.nroutes++]);
+	}
 	nla_for_each_nested(a, nest, rem) {
 		struct nlattr *ct[TLSOFF_CERT_MAX + 1];
 		if (nla_type(a) != TLSOFF_FE_CERT)
@@ -388,7 +421,7 @@ static int frontend_cmd(const struct nlattr *nest, struct cmd *c, char *err, siz
 		word_str(&w, "cert", ct[TLSOFF_CERT_CHAIN]);
 		word_str(&w, "key", ct[TLSOFF_CERT_KEY]);
 	}
-	word_str(&w, "backend", tb[TLSOFF_FE_BACKEND]);
+	word_str(&w, mode == MODE_PASSTHROUGH ? "default" : "backend", tb[TLSOFF_FE_BACKEND]);
 	word_str(&w, "alpn", tb[TLSOFF_FE_ALPN]);
 	word_str(&w, "tls-min", tb[TLSOFF_FE_TLS_MIN]);
 	if (tb[TLSOFF_FE_DATAPATH]) {

@@ -348,7 +348,9 @@ static struct generation *gen_build(const struct config *cfg, unsigned id, const
 			gen_free(g);
 			return NULL;
 		}
-		if (!(fe->tls = tls_frontend_new(&fe->conf, msg, sizeof(msg)))) {
+		fe->backends = g->backends;
+		fe->nbackends = g->nbackends;
+		if (fe->conf.mode == MODE_TLS && !(fe->tls = tls_frontend_new(&fe->conf, msg, sizeof(msg)))) {
 			char line[24] = "";
 			if (fe->conf.line)
 				snprintf(line, sizeof(line), " (line %u)", fe->conf.line);
@@ -468,11 +470,16 @@ static void wake_all(struct runtime *rt)
 
 static void log_frontends(const struct generation *g)
 {
-	for (unsigned i = 0; i < g->nfrontends; i++)
-		log_notice("frontend %s listening on %s -> backend %s (datapath %s)", g->frontends[i].conf.name,
-			   g->frontends[i].conf.listen.text, g->frontends[i].conf.backend,
-			   g->frontends[i].conf.datapath == DATAPATH_SPLICE ? "splice" :
-			   g->frontends[i].conf.datapath == DATAPATH_USERSPACE ? "userspace" : "auto");
+	for (unsigned i = 0; i < g->nfrontends; i++) {
+		const struct frontend_conf *f = &g->frontends[i].conf;
+		if (f->mode == MODE_TLS)
+			log_notice("frontend %s listening on %s -> backend %s (datapath %s)", f->name, f->listen.text,
+				   f->backend, tlsoff_datapath_name(f->datapath));
+		else
+			log_notice("frontend %s listening on %s (%s, sockmap) -> %s%s%s%u sni route(s)", f->name,
+				   f->listen.text, tlsoff_mode_name(f->mode), f->backend[0] ? "backend " : "",
+				   f->backend, f->backend[0] ? ", " : "", f->nroutes);
+	}
 }
 
 /* Make cfg the running configuration: a new generation (certificates loaded, new listeners bound and
@@ -733,6 +740,8 @@ static void runtime_free(struct runtime *rt)
 		if (w->wakefd >= 0)
 			close(w->wakefd);
 		sockdiag_close(w->diag);
+		sockmap_splice_close(w->smap);
+		free(w->peek);
 		pthread_mutex_destroy(&w->mu);
 		pthread_cond_destroy(&w->cv);
 	}
@@ -816,9 +825,9 @@ static void log_stats(const struct runtime *rt)
 	struct mallinfo2 mi = mallinfo2();
 #define C(f) atomic_load_explicit(&counters.f, memory_order_relaxed)
 	log_notice("stats: connections=%u heap_in_use=%zu accepted=%lu refused_max_conns=%lu "
-		   "handshake_failed=%lu splice=%lu userspace=%lu rekeys=%lu rekey_unsupported=%lu",
+		   "handshake_failed=%lu splice=%lu userspace=%lu sockmap=%lu rekeys=%lu rekey_unsupported=%lu",
 		   open, mi.uordblks, C(accepted), C(refused_max_conns), C(handshake_failed), C(splice),
-		   C(userspace), C(rekeys), C(rekey_unsupported));
+		   C(userspace), C(sockmap), C(rekeys), C(rekey_unsupported));
 #undef C
 }
 
@@ -963,6 +972,7 @@ int engine_run(struct config *cfg, const struct engine_opts *opts, const struct 
 			next_rotate = now_ms() + TICKET_ROTATE_SECONDS * 1000ull;
 		}
 		reap_generations(&rt);
+		control_tick(ml.ctl);
 		running = 0;
 		for (unsigned i = 0; i < rt.nworkers; i++) {
 			if (rt.exited[i])

@@ -33,8 +33,10 @@ struct backend_rt {
 
 struct frontend_rt {
 	struct frontend_conf conf;
-	struct tls_frontend *tls;
-	struct backend_rt *backend;
+	struct tls_frontend *tls;                    /* NULL for plain and passthrough frontends */
+	struct backend_rt *backend;                  /* NULL: a passthrough frontend without default */
+	struct backend_rt *backends;                 /* the generation's, for passthrough routes by name */
+	unsigned nbackends;
 	atomic_int *conns;                           /* open connections, all workers and all configuration
 						      * generations of this frontend name (max-conns) */
 	unsigned *conns_refs;                        /* generations sharing *conns (main thread only) */
@@ -49,7 +51,9 @@ struct listener {
 	uint64_t last_pause_log_ms;
 };
 
-enum conn_state { CS_HANDSHAKE, CS_CONNECT, CS_RELAY, CS_LINGER, CS_DONE };
+/* CS_ROUTE, CS_JOIN and CS_SOCKMAP belong to plain and passthrough frontends (sockmap_conn.c): choose the
+ * backend (passthrough: by the ClientHello), write the PROXY header, then the kernel carries the bytes. */
+enum conn_state { CS_HANDSHAKE, CS_CONNECT, CS_RELAY, CS_LINGER, CS_DONE, CS_ROUTE, CS_JOIN, CS_SOCKMAP };
 enum side { CLIENT = 0, BACKEND = 1 };
 
 /* One direction of the relay: bytes read from side `from` and written to side `to`. */
@@ -81,6 +85,7 @@ struct conn {
 	struct worker *w;
 	struct conn *prev, *next;                    /* the worker's list, for timeouts and shutdown */
 	struct frontend_rt *fe;
+	struct backend_rt *be;                       /* fe->backend, or the passthrough route's */
 	enum conn_state state;
 	int fd[2];
 	bool rd[2], wr[2];                           /* edge-triggered readiness, per side */
@@ -97,6 +102,7 @@ struct conn {
 	size_t pre_len, pre_off;
 	bool key_update_pending;                     /* splice: our KeyUpdate answer is due before more TX */
 	bool linger_ok;                              /* the failure was the client talking after our close */
+	bool paired, fin_retry;                      /* sockmap: joined; a FIN waits for bytes in flight */
 	unsigned rekeys;                             /* TLS 1.3 KeyUpdates followed (each direction counts) */
 	uint64_t start_ms, deadline_ms;
 	char client[48], sni[64], alpn[32];
@@ -118,6 +124,10 @@ struct worker {
 	uint64_t now_ms;
 	struct ktls_caps *caps;
 	struct nl_sock *diag;                        /* NETLINK_SOCK_DIAG, opened on first use */
+	struct sockmap_splice_handle *smap;          /* plain/passthrough: loaded on first use */
+	bool smap_failed;
+	char smap_why[200];
+	uint8_t *peek;                               /* passthrough: CLIENT_HELLO_MAX bytes for MSG_PEEK */
 	bool diag_failed;                            /* ... and not retried per connection if that failed */
 	/* reload: listeners prepared by the main thread, taken by the worker on its next wake-up */
 	pthread_mutex_t mu;
@@ -161,6 +171,7 @@ struct counters {
 	atomic_ulong accepted, refused_max_conns, handshake_failed;
 	atomic_ulong splice, userspace;              /* datapath chosen after a handshake */
 	atomic_ulong rekeys, rekey_unsupported;      /* KeyUpdates followed / connections closed: no rekey */
+	atomic_ulong sockmap;                        /* plain/passthrough connections joined in the kernel */
 };
 extern struct counters counters;
 #define COUNT(field) atomic_fetch_add_explicit(&counters.field, 1, memory_order_relaxed)
@@ -196,6 +207,7 @@ struct control;
 struct control *control_open(const char *path, const char *group, int epfd, struct runtime *rt, char *err,
 			     size_t errlen);
 void control_event(struct control *ctl, void *tag, uint32_t events);
+void control_tick(struct control *ctl);         /* closes idle clients; call now and then */
 void control_close(struct control *ctl);
 
 /* conn.c: the per-connection state machine */
@@ -204,6 +216,20 @@ void conn_event(struct conn *c, enum side s, uint32_t events);
 void conn_timeout(struct conn *c);
 void conn_free(struct conn *c);                /* log, close, unlink; memory freed by conn_reap */
 void conn_describe(const struct conn *c, struct conn_info *out);
+/* for sockmap_conn.c */
+void conn_fail(struct conn *c, const char *why);          /* why must outlive the connection */
+void conn_connect(struct conn *c);                        /* to c->be: next server on failure */
+void conn_proxy_header(struct conn *c, const uint8_t *alpn, size_t alpn_len, const char *sni);
+void log_safe_copy(char *out, size_t len, const char *in);
+struct backend_rt *frontend_backend(const struct frontend_rt *fe, const char *name);
+
+/* sockmap_conn.c: plain and passthrough frontends */
+void sm_route(struct conn *c);                            /* CS_ROUTE: choose c->be, connect */
+void sm_join(struct conn *c);                             /* pair the sockets: CS_SOCKMAP */
+void sm_step(struct conn *c);                             /* CS_SOCKMAP: an end or an error */
+bool sm_timeout(struct conn *c);                          /* true: the connection is finished */
+void sm_describe(const struct conn *c, uint64_t *in, uint64_t *out);
+void sm_unpair(struct conn *c);
 void conn_reap(struct worker *w);
 
 /* relay.c: move bytes; returns true if anything moved. Sets c->error/close_reason on failure. */

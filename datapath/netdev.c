@@ -12,6 +12,7 @@
 #include "tlsoff/netdev.h"
 
 #include <errno.h>
+#include <sys/time.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -275,6 +276,9 @@ static struct nl_sock *ethtool_connect(int *family, char *err, size_t errlen)
 	/* The ethtool family explains its refusals in extended ACKs; a capped ACK does not echo the request. */
 	(void)setsockopt(nl_socket_get_fd(sk), SOL_NETLINK, NETLINK_EXT_ACK, &one, sizeof(one));
 	(void)setsockopt(nl_socket_get_fd(sk), SOL_NETLINK, NETLINK_CAP_ACK, &one, sizeof(one));
+	/* The daemon's main thread asks: a kernel that never answers must not stop it for good. */
+	struct timeval tv = { .tv_sec = 5 };
+	(void)setsockopt(nl_socket_get_fd(sk), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 	*family = genl_ctrl_resolve(sk, ETHTOOL_GENL_NAME);
 	if (*family == -NLE_OBJ_NOTFOUND) {
 		snprintf(err, errlen, "ethtool netlink is not available in this kernel (CONFIG_ETHTOOL_NETLINK)");

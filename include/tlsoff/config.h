@@ -5,6 +5,9 @@
  *   frontend add NAME listen ADDR:PORT cert CHAIN.pem key KEY.pem [cert CHAIN.pem key KEY.pem ...]
  *               backend NAME [alpn h2,http/1.1] [tls-min 1.2|1.3] [datapath auto|splice|userspace]
  *               [handshake-timeout MS] [idle-timeout MS] [max-conns N]
+ *   frontend add NAME listen ADDR:PORT plain backend NAME [idle-timeout MS] [max-conns N]
+ *   frontend add NAME listen ADDR:PORT passthrough [sni PATTERN=BACKEND ...] [default BACKEND]
+ *               [handshake-timeout MS] [idle-timeout MS] [max-conns N]
  *   backend del NAME | frontend del NAME
  *   server add|del|drain|enable BACKEND HOST:PORT
  *   cert add FRONTEND cert CHAIN.pem key KEY.pem
@@ -29,6 +32,8 @@
 #define TLSOFF_ALPN_MAX      128   /* wire format: length-prefixed protocol names */
 #define TLSOFF_ERR_MAX       256
 #define TLSOFF_PATH_MAX      1024
+#define TLSOFF_MAX_ROUTES    64
+#define TLSOFF_SNI_MAX       256
 
 struct tlsoff_addr {
 	struct sockaddr_storage ss;
@@ -37,7 +42,16 @@ struct tlsoff_addr {
 };
 
 enum tlsoff_balance { BALANCE_ROUNDROBIN, BALANCE_LEASTCONN };
-enum tlsoff_datapath { DATAPATH_AUTO, DATAPATH_SPLICE, DATAPATH_USERSPACE };
+enum tlsoff_datapath { DATAPATH_AUTO, DATAPATH_SPLICE, DATAPATH_USERSPACE,
+		      DATAPATH_SOCKMAP /* chosen by plain/passthrough frontends, not a configuration word */ };
+/* tls: terminate TLS here; plain: TCP both ways, spliced in the kernel (sockmap); passthrough: TLS not
+ * decrypted here, routed by the ClientHello's SNI, then spliced in the kernel like plain. */
+enum tlsoff_mode { MODE_TLS, MODE_PLAIN, MODE_PASSTHROUGH };
+
+struct sni_route {
+	char pattern[TLSOFF_SNI_MAX];   /* "example.com" or "*.example.com" */
+	char backend[TLSOFF_NAME_MAX];
+};
 
 struct backend_conf {
 	char name[TLSOFF_NAME_MAX];
@@ -58,9 +72,12 @@ struct cert_conf {
 struct frontend_conf {
 	char name[TLSOFF_NAME_MAX];
 	struct tlsoff_addr listen;
+	enum tlsoff_mode mode;
+	struct sni_route routes[TLSOFF_MAX_ROUTES]; /* passthrough: exact patterns win over wildcards */
+	unsigned nroutes;
 	struct cert_conf certs[TLSOFF_MAX_CERTS];   /* the first is the default (no SNI match) */
 	unsigned ncerts;
-	char backend[TLSOFF_NAME_MAX];
+	char backend[TLSOFF_NAME_MAX];              /* passthrough: the default ("" = refuse unrouted names) */
 	uint8_t alpn[TLSOFF_ALPN_MAX];              /* wire format, as SSL_select_next_proto wants */
 	unsigned alpn_len;
 	int tls_min;                                /* TLS1_2_VERSION or TLS1_3_VERSION */
@@ -140,6 +157,11 @@ void tlsoff_alpn_format(const uint8_t *wire, unsigned len, char *out, size_t out
 const char *tlsoff_balance_name(int balance);
 const char *tlsoff_datapath_name(int datapath);
 const char *tlsoff_tls_min_name(int tls_min);
+const char *tlsoff_mode_name(int mode);           /* "tls", "plain", "passthrough" */
+
+/* Passthrough: the backend for an SNI host name (exact patterns first, then "*." ones, then the default);
+ * NULL when nothing matches and there is no default. */
+const char *tlsoff_route(const struct frontend_conf *f, const char *sni);
 
 /* Parse "HOST:PORT", "[V6]:PORT" (numeric hosts, or names resolved with getaddrinfo when resolve). */
 int tlsoff_addr_parse(const char *text, bool resolve, struct tlsoff_addr *out, char *err, size_t errlen);

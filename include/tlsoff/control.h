@@ -94,9 +94,19 @@ enum tlsoff_fe_attr {
 	TLSOFF_FE_IDLE_TIMEOUT,          /* u32 ms */
 	TLSOFF_FE_MAX_CONNS,             /* u32, 0 = unlimited */
 	TLSOFF_FE_CONNS,                 /* u32, in dumps: open connections */
+	TLSOFF_FE_MODE,                  /* u32 enum tlsoff_mode: 0 tls, 1 plain, 2 passthrough */
+	TLSOFF_FE_ROUTE,                 /* nest: TLSOFF_ROUTE_* (repeated): passthrough SNI routes, in order */
 	__TLSOFF_FE_MAX
 };
 #define TLSOFF_FE_MAX (__TLSOFF_FE_MAX - 1)
+
+enum tlsoff_route_attr {
+	TLSOFF_ROUTE_UNSPEC,
+	TLSOFF_ROUTE_SNI,                /* string: "example.com" or "*.example.com" */
+	TLSOFF_ROUTE_BACKEND,            /* string */
+	__TLSOFF_ROUTE_MAX
+};
+#define TLSOFF_ROUTE_MAX (__TLSOFF_ROUTE_MAX - 1)
 
 /* A backend. */
 enum tlsoff_be_attr {

@@ -41,6 +41,7 @@ int ctl_parse_nested(struct nlattr **tb, int max, const struct nlattr *nest, con
 
 extern const struct nla_policy ctl_policy[TLSOFF_A_MAX + 1];
 extern const struct nla_policy ctl_fe_policy[TLSOFF_FE_MAX + 1];
+extern const struct nla_policy ctl_route_policy[TLSOFF_ROUTE_MAX + 1];
 extern const struct nla_policy ctl_be_policy[TLSOFF_BE_MAX + 1];
 extern const struct nla_policy ctl_srv_policy[TLSOFF_SRV_MAX + 1];
 extern const struct nla_policy ctl_cert_policy[TLSOFF_CERT_MAX + 1];

@@ -149,7 +149,17 @@ static const struct { const char *cmd, *msg; } bad_cmds[] = {
 	{ "backend add b server 1.2.3.4:5 weight 3", "unknown option 'weight' (expected one of: server, balance" },
 	{ "frontend add f cert c key k backend b", "frontend f: missing 'listen'" },
 	{ "frontend add f listen 127.0.0.1:1 backend b", "frontend f: missing 'cert'" },
-	{ "frontend add f listen 127.0.0.1:1 cert c backend b", "frontend f: missing 'key'" },
+	{ "frontend add f listen 127.0.0.1:1 cert c backend b", "frontend f: cert 'c' has no key" },
+	{ "frontend add f listen 127.0.0.1:1 plain cert c key k backend b", "'cert' does not apply to a plain frontend" },
+	{ "frontend add f listen 127.0.0.1:1 plain", "frontend f: missing 'backend'" },
+	{ "frontend add f listen 127.0.0.1:1 passthrough", "passthrough needs sni PATTERN=BACKEND routes or a default" },
+	{ "frontend add f listen 127.0.0.1:1 passthrough sni a.com backend b", "sni: expected PATTERN=BACKEND" },
+	{ "frontend add f listen 127.0.0.1:1 passthrough sni a.com=b sni A.com=c", "sni: 'a.com' routed twice" },
+	{ "frontend add f listen 127.0.0.1:1 passthrough sni *x.com=b", "a wildcard is '*.' then a domain" },
+	{ "frontend add f listen 127.0.0.1:1 passthrough sni a.com=b alpn h2", "'alpn' does not apply to a passthrough" },
+	{ "frontend add f listen 127.0.0.1:1 plain passthrough backend b", "plain or passthrough, not both" },
+	{ "frontend add f listen 127.0.0.1:1 cert c key k backend b sni a.com=b", "sni routes need passthrough" },
+	{ "frontend add f listen 127.0.0.1:1 passthrough default a backend b", "'default' and 'backend' name the same" },
 	{ "frontend add f listen 127.0.0.1:1 key k cert c backend b", "key 'k' must follow its cert" },
 	{ "frontend add f listen 127.0.0.1:1 cert c key k cert d backend b", "cert 'd' has no key" },
 	{ "frontend add f listen 127.0.0.1:1 cert c cert d key k backend b", "cert 'c' has no key" },
@@ -249,7 +259,9 @@ START_TEST(runtime_commands_and_dump_round_trip)
 	char *path = strdup(write_file("backend add app server 127.0.0.1:8080 server 127.0.0.1:8081 balance leastconn "
 				      "proxy-protocol v2\n"
 				      "frontend add edge listen 127.0.0.1:8443 cert /c/a.pem key /c/a.key backend app "
-				      "alpn h2,http/1.1 tls-min 1.3 max-conns 7\n"));
+				      "alpn h2,http/1.1 tls-min 1.3 max-conns 7\n"
+				      "frontend add raw listen 127.0.0.1:8080 plain backend app idle-timeout 900\n"
+				      "frontend add pt listen 127.0.0.1:9443 passthrough sni *.a.test=app sni b.test=app\n"));
 	ck_assert_msg(config_load(path, &cfg, err, sizeof(err)) == 0, "%s", err);
 	apply(&cfg, "server add app 127.0.0.1:8082", NULL);
 	apply(&cfg, "server add app 127.0.0.1:8082", "already has server 127.0.0.1:8082");
@@ -276,6 +288,9 @@ START_TEST(runtime_commands_and_dump_round_trip)
 	ck_assert_msg(strstr(dump1, "server drain app 127.0.0.1:8082\n"), "%s", dump1);
 	ck_assert_msg(strstr(dump1, "cert \"/c/with space.pem\" key /c/b.key"), "%s", dump1);
 	ck_assert_msg(strstr(dump1, "alpn h2,http/1.1 tls-min 1.3"), "%s", dump1);
+	ck_assert_msg(strstr(dump1, "frontend add raw listen 127.0.0.1:8080 plain backend app idle-timeout 900\n"), "%s", dump1);
+	ck_assert_msg(strstr(dump1, "frontend add pt listen 127.0.0.1:9443 passthrough sni *.a.test=app sni b.test=app "
+				    "handshake-timeout 10000 idle-timeout 300000\n"), "%s", dump1);
 	const char *path2 = write_file(dump1);
 	ck_assert_msg(config_load(path2, &again, err, sizeof(err)) == 0, "%s\n%s", err, dump1);
 	config_format(&again, collect, dump2);
@@ -285,6 +300,27 @@ START_TEST(runtime_commands_and_dump_round_trip)
 	unlink(path);
 	unlink(path2);
 	free(path);
+}
+END_TEST
+
+START_TEST(passthrough_routes)
+{
+	struct cmd c;
+	ck_assert_msg(parse("frontend add pt listen 127.0.0.1:443 passthrough sni A.example.com=a sni *.example.com=w "
+			    "sni b.example.com=b default d handshake-timeout 500", &c) == 0, "%s", err);
+	const struct frontend_conf *f = &c.u.frontend;
+	ck_assert_int_eq(f->mode, MODE_PASSTHROUGH);
+	ck_assert_uint_eq(f->nroutes, 3);
+	ck_assert_str_eq(tlsoff_route(f, "a.example.com"), "a");     /* patterns are lower-cased */
+	ck_assert_str_eq(tlsoff_route(f, "B.EXAMPLE.COM"), "b");     /* exact beats the earlier wildcard */
+	ck_assert_str_eq(tlsoff_route(f, "x.example.com"), "w");
+	ck_assert_str_eq(tlsoff_route(f, "x.y.example.com"), "d");   /* a wildcard covers one label */
+	ck_assert_str_eq(tlsoff_route(f, "example.com"), "d");
+	ck_assert_str_eq(tlsoff_route(f, ""), "d");                  /* no SNI: the default */
+	ck_assert_msg(parse("frontend add pt listen 127.0.0.1:443 passthrough sni a.com=a", &c) == 0, "%s", err);
+	ck_assert_ptr_null(tlsoff_route(&c.u.frontend, "b.com"));   /* no default: refused */
+	ck_assert_msg(parse("frontend add p listen 127.0.0.1:80 plain backend app", &c) == 0, "%s", err);
+	ck_assert_int_eq(c.u.frontend.mode, MODE_PLAIN);
 }
 END_TEST
 
@@ -309,6 +345,7 @@ int main(void)
 	tcase_add_test(tc, load_good_file);
 	tcase_add_loop_test(tc, load_bad_file, 0, sizeof(bad_files) / sizeof(bad_files[0]));
 	tcase_add_test(tc, load_missing_file);
+	tcase_add_test(tc, passthrough_routes);
 	tcase_add_test(tc, runtime_commands_and_dump_round_trip);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);

@@ -1,0 +1,227 @@
+/* sockmap_conn.c — plain and passthrough frontends: the bytes move inside the kernel.
+ *
+ * plain: accept, connect a backend server, join the two sockets with the BPF sockmap (bpf/sockmap_splice):
+ * each side's incoming bytes leave through the other side, counted per socket in a BPF map. passthrough:
+ * the same, after the backend was chosen by the SNI of the client's ClientHello, read with MSG_PEEK so the
+ * hello itself is forwarded untouched (pairing forwards what already waits on the socket). tlsoffd never
+ * holds keys for these connections, and never puts a kTLS socket in a sockmap (CVE-2026-93824).
+ *
+ * Once paired, the daemon only watches both sockets for EPOLLRDHUP/ERR/HUP (edge-triggered): a FIN is not
+ * forwarded by the kernel, so the daemon passes it on with shutdown(SHUT_WR) once every byte redirected
+ * towards that socket has been queued on it (sockmap_splice_shutdown_wr; retried on the timer tick while
+ * bytes are still in flight). Idle timeouts read the byte counters: traffic the daemon never sees still
+ * counts as activity. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "engine.h"
+#include "tlsoff/client_hello.h"
+#include "tlsoff/log.h"
+#include "tlsoff/sockmap_splice.h"
+
+#define RETRY_MS 20   /* FIN propagation waiting for redirected bytes: look again this soon */
+
+/* The worker's sockmap handle, loaded on first use; a failure is remembered and logged once. */
+static struct sockmap_splice_handle *handle(struct worker *w, char *why, size_t len)
+{
+	if (!w->smap && !w->smap_failed) {
+		w->smap = sockmap_splice_open(0, why, len);
+		if (!w->smap) {
+			w->smap_failed = true;
+			log_err("worker %d: cannot load the sockmap program: %s; plain and passthrough connections "
+				"will be refused", w->id, why);
+			snprintf(w->smap_why, sizeof(w->smap_why), "%.*s", (int)sizeof(w->smap_why) - 1, why);
+		}
+	}
+	if (!w->smap)
+		snprintf(why, len, "sockmap unavailable: %s", w->smap_why);
+	return w->smap;
+}
+
+/* passthrough: the backend named by the ClientHello's SNI. Returns true once routed (or failed). */
+static bool route_by_hello(struct conn *c)
+{
+	struct worker *w = c->w;
+	struct client_hello ch;
+	if (!w->peek && !(w->peek = malloc(CLIENT_HELLO_MAX))) {
+		conn_fail(c, "out of memory");
+		return true;
+	}
+	ssize_t n = recv(c->fd[CLIENT], w->peek, CLIENT_HELLO_MAX, MSG_PEEK | MSG_DONTWAIT);
+	if (n < 0 && errno == EAGAIN) {
+		c->rd[CLIENT] = false;
+		return false;
+	}
+	if (n <= 0) {
+		conn_fail(c, n == 0 ? "client closed before its ClientHello was complete" : "client: connection reset");
+		return true;
+	}
+	switch (client_hello_parse(w->peek, (size_t)n, &ch)) {
+	case CH_NEED_MORE:
+		/* MSG_PEEK leaves the bytes queued: the next segment raises a new edge, and we parse again from
+		 * the start (a hello is at most CLIENT_HELLO_MAX, and usually one segment). */
+		c->rd[CLIENT] = false;
+		return false;
+	case CH_INVALID: {
+		static __thread char why[160];
+		snprintf(why, sizeof(why), "not a usable ClientHello: %s", ch.why);
+		conn_fail(c, why);
+		return true;
+	}
+	case CH_COMPLETE:
+		break;
+	}
+	log_safe_copy(c->sni, sizeof(c->sni), ch.sni);
+	snprintf(c->alpn, sizeof(c->alpn), "%.*s", (int)sizeof(c->alpn) - 1, ch.alpn);   /* offered, for logs */
+	/* The version the backend will choose is not ours to know: the bytes pass through untouched. */
+	const char *name = tlsoff_route(&c->fe->conf, ch.sni);
+	c->be = name ? frontend_backend(c->fe, name) : NULL;
+	if (!c->be) {
+		static __thread char why[TLSOFF_SNI_MAX + 64];
+		snprintf(why, sizeof(why), "no route for SNI '%s' and no default backend", c->sni[0] ? c->sni : "(none)");
+		conn_fail(c, why);
+	}
+	return true;
+}
+
+void sm_route(struct conn *c)
+{
+	if (c->fe->conf.mode == MODE_PASSTHROUGH) {
+		if (!route_by_hello(c) || c->error)
+			return;
+	} else {
+		c->be = c->fe->backend;
+	}
+	c->datapath = DATAPATH_SOCKMAP;
+	if (c->be->conf.proxy_protocol == 2) {
+		conn_proxy_header(c, NULL, 0, c->sni[0] ? c->sni : NULL);
+		if (c->error)
+			return;
+	}
+	conn_connect(c);
+}
+
+/* Backend connected and the PROXY header (if any) written: join the two sockets. */
+void sm_join(struct conn *c)
+{
+	char why[256];
+	struct sockmap_splice_handle *h = handle(c->w, why, sizeof(why));
+	int rc;
+	if (!h) {
+		static __thread char msg[300];
+		snprintf(msg, sizeof(msg), "%s", why);
+		conn_fail(c, msg);
+		return;
+	}
+	if ((rc = sockmap_splice_pair(h, c->fd[CLIENT], c->fd[BACKEND])) < 0) {
+		static __thread char msg[300];
+		snprintf(msg, sizeof(msg), "sockmap: %s", sockmap_splice_error(h));
+		conn_fail(c, msg);
+		return;
+	}
+	c->paired = true;
+	c->up.from = c->down.to = CLIENT;
+	c->up.to = c->down.from = BACKEND;
+	/* From now on only the ends matter: readable would fire on every redirected segment otherwise. */
+	for (int s = 0; s < 2; s++) {
+		struct epoll_event ev = { .events = EPOLLRDHUP | EPOLLET, .data.ptr = &c->ep[s] };
+		epoll_ctl(c->w->epfd, EPOLL_CTL_MOD, c->fd[s], &ev);
+		c->rd[s] = false;
+	}
+	c->state = CS_SOCKMAP;
+	c->deadline_ms = c->w->now_ms + c->fe->conf.idle_timeout_ms;
+	COUNT(sockmap);
+}
+
+static void refresh_bytes(struct conn *c)
+{
+	uint64_t in, out;
+	if (c->paired && sockmap_splice_bytes(c->w->smap, c->fd[CLIENT], &in, &out) == 0) {
+		c->up.bytes = in;        /* received from the client, sent to the backend */
+		c->down.bytes = out;
+	}
+}
+
+/* Pass a FIN from side `from` on to the other side once the bytes before it are queued there. */
+static void pass_fin(struct conn *c, struct flow *f)
+{
+	if (!f->eof || f->shut)
+		return;
+	int rc = sockmap_splice_shutdown_wr(c->w->smap, c->fd[f->to], 0);
+	if (rc == 0) {
+		f->shut = true;
+	} else if (rc == -EAGAIN) {
+		c->deadline_ms = c->w->now_ms + RETRY_MS;   /* conn_timeout calls sm_step again */
+		c->fin_retry = true;
+	} else {
+		conn_fail(c, "sockmap: could not pass the end of stream on");
+	}
+}
+
+void sm_step(struct conn *c)
+{
+	for (int s = 0; s < 2; s++) {
+		if (!c->rd[s])
+			continue;
+		c->rd[s] = false;
+		int err = 0;
+		socklen_t len = sizeof(err);
+		getsockopt(c->fd[s], SOL_SOCKET, SO_ERROR, &err, &len);
+		if (err) {
+			conn_fail(c, s == CLIENT ? "client: connection reset" : "backend: connection reset");
+			return;
+		}
+		(s == CLIENT ? &c->up : &c->down)->eof = true;   /* EPOLLRDHUP: that side sent its FIN */
+	}
+	c->fin_retry = false;
+	pass_fin(c, &c->up);
+	if (!c->error)
+		pass_fin(c, &c->down);
+	if (c->up.shut && c->down.shut)
+		c->state = CS_DONE;
+	else if (!c->fin_retry)
+		c->deadline_ms = c->w->now_ms + c->fe->conf.idle_timeout_ms;
+	refresh_bytes(c);
+}
+
+/* The deadline passed: a FIN waiting for bytes, or the idle timeout unless the counters moved. */
+bool sm_timeout(struct conn *c)
+{
+	uint64_t before = c->up.bytes + c->down.bytes;
+	if (c->fin_retry) {
+		sm_step(c);
+		return c->error || c->state == CS_DONE;
+	}
+	refresh_bytes(c);
+	if (c->up.bytes + c->down.bytes != before) {
+		c->deadline_ms = c->w->now_ms + c->fe->conf.idle_timeout_ms;
+		return false;
+	}
+	conn_fail(c, "idle timeout");
+	return true;
+}
+
+void sm_describe(const struct conn *c, uint64_t *in, uint64_t *out)
+{
+	uint64_t i, o;
+	if (c->paired && sockmap_splice_bytes(c->w->smap, c->fd[CLIENT], &i, &o) == 0) {
+		*in = i;
+		*out = o;
+	}
+}
+
+/* Before close: counters for the log line, then out of the maps (the kernel forgets closed sockets by
+ * itself, but the peer and counter entries are ours). */
+void sm_unpair(struct conn *c)
+{
+	if (!c->paired)
+		return;
+	refresh_bytes(c);
+	sockmap_splice_unpair(c->w->smap, c->fd[CLIENT], c->fd[BACKEND]);
+	c->paired = false;
+}

@@ -88,6 +88,7 @@ static int print_status(const struct nlmsghdr *h, struct nlattr **tb, void *arg,
 		json_kv_string(j, "tls_ulp_why", attr_str(st, TLSOFF_STATUS_TLS_ULP_WHY));
 		json_kv_bool(j, "rekey", attr_u8(st, TLSOFF_STATUS_REKEY));
 		json_kv_bool(j, "sockmap", attr_u8(st, TLSOFF_STATUS_SOCKMAP));
+		json_kv_string(j, "steering", attr_str(st, TLSOFF_STATUS_STEERING));
 		json_key(j, "ciphers");
 		json_begin_array(j);
 	} else {
@@ -121,8 +122,9 @@ static int print_status(const struct nlmsghdr *h, struct nlattr **tb, void *arg,
 		json_end_array(j);
 		json_end_object(j);
 	} else {
-		printf("  tls 1.3 rekey: %s\n  bpf sockmap: %s\n", attr_u8(st, TLSOFF_STATUS_REKEY) ? "yes" : "no",
-		       attr_u8(st, TLSOFF_STATUS_SOCKMAP) ? "yes" : "no");
+		printf("  tls 1.3 rekey: %s\n  bpf sockmap: %s\nconnection steering: %s\n",
+		       attr_u8(st, TLSOFF_STATUS_REKEY) ? "yes" : "no", attr_u8(st, TLSOFF_STATUS_SOCKMAP) ? "yes" : "no",
+		       attr_str(st, TLSOFF_STATUS_STEERING));
 	}
 	return 0;
 }

@@ -281,7 +281,31 @@ struct runtime {
 	const struct ktls_caps *caps;
 	bool sockmap;
 	char sockmap_why[160];
+	enum steer_mode steer;
+	char steering[96];                    /* what the last group got, for tlsoffctl status */
 };
+
+/* Listening groups opened for generation g in the prepared sets (sets[w][f] = worker w's listener for
+ * frontend f): steer those that are new (a kept socket's group is steered already). */
+static void steer_new(struct runtime *rt, struct listener **sets, const struct generation *g,
+		      const struct listener *const *old, const unsigned *nold)
+{
+	int *fds = calloc(rt->nworkers, sizeof(*fds));
+	for (unsigned f = 0; fds && f < g->nfrontends; f++) {
+		bool kept = false;
+		for (unsigned o = 0; old && o < nold[0]; o++)
+			kept |= old[0][o].fd == sets[0][f].fd;
+		if (kept)
+			continue;
+		for (unsigned i = 0; i < rt->nworkers; i++)
+			fds[i] = sets[i][f].fd;
+		const char *mode = steer_group(g->frontends[f].conf.name, fds, rt->nworkers, rt->steer);
+		if (strncmp(rt->steering, mode, strlen(mode)))
+			log_notice("new connections go to the worker on the CPU that received them: %s", mode);
+		snprintf(rt->steering, sizeof(rt->steering), "%s", mode);
+	}
+	free(fds);
+}
 
 /* max-conns counts a frontend's connections across configuration generations: a reload or a control
  * command (a new generation) must not let a full frontend take max-conns more. The counter is shared by
@@ -538,6 +562,14 @@ static int apply_config(struct runtime *rt, struct config *cfg, const char *orig
 		gen_free(g);
 		return -1;
 	}
+	{
+		/* the workers' current sets tell which sockets are kept (worker 0's is enough: all keep alike) */
+		pthread_mutex_lock(&rt->workers[0].mu);
+		const struct listener *old0 = rt->workers[0].ls;
+		unsigned nold0 = rt->workers[0].nls;
+		steer_new(rt, sets, g, &old0, &nold0);
+		pthread_mutex_unlock(&rt->workers[0].mu);
+	}
 	for (unsigned i = 0; i < rt->nworkers; i++) {
 		struct worker *w = &rt->workers[i];
 		pthread_mutex_lock(&w->mu);
@@ -707,6 +739,7 @@ void engine_status(const struct runtime *rt, struct engine_status *st)
 	st->config_path = rt->config_path;
 	st->sockmap = rt->sockmap;
 	st->sockmap_why = rt->sockmap_why;
+	st->steering = rt->steering[0] ? rt->steering : (rt->steer == STEER_OFF ? "off" : "not used yet");
 }
 
 
@@ -775,6 +808,16 @@ static int runtime_build(struct runtime *rt, const struct config *cfg, const str
 	rt->config_path = opts->config_path;
 	rt->caps = caps;
 	rt->start_ms = now_ms();
+	rt->steer = opts->steer;
+	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+	if (rt->steer != STEER_OFF && (long)opts->workers != cpus) {
+		/* Slot = CPU: it takes exactly one worker per CPU, each pinned to its CPU. */
+		snprintf(rt->steering, sizeof(rt->steering), "off (%u workers for %ld CPUs)", opts->workers, cpus);
+		log_notice("connection steering off: %u workers for %ld CPUs (it needs one per CPU)", opts->workers, cpus);
+		rt->steer = STEER_OFF;
+	} else if (rt->steer == STEER_OFF) {
+		snprintf(rt->steering, sizeof(rt->steering), "off");
+	}
 	if (config_copy(&rt->running, cfg) < 0) {
 		snprintf(err, errlen, "out of memory");
 		return -1;
@@ -812,6 +855,12 @@ static int runtime_build(struct runtime *rt, const struct config *cfg, const str
 		for (unsigned f = 0; f < w->nls; f++)
 			listener_arm(w, &w->ls[f], true);
 	}
+	struct listener **sets = calloc(rt->nworkers, sizeof(*sets));
+	for (unsigned i = 0; sets && i < rt->nworkers; i++)
+		sets[i] = rt->workers[i].ls;
+	if (sets)
+		steer_new(rt, sets, rt->cur, NULL, NULL);
+	free(sets);
 	return 0;
 }
 
@@ -918,6 +967,13 @@ int engine_run(struct config *cfg, const struct engine_opts *opts, const struct 
 			main_loop_close(&ml);
 			runtime_free(&rt);
 			return 1;
+		}
+	if (rt.steer != STEER_OFF)   /* steering hands a SYN on CPU i to worker i: worker i must run there */
+		for (unsigned i = 0; i < rt.nworkers; i++) {
+			cpu_set_t set1;
+			CPU_ZERO(&set1);
+			CPU_SET(i, &set1);
+			pthread_setaffinity_np(th[i], sizeof(set1), &set1);
 		}
 	log_frontends(rt.cur);
 	log_notice("tlsoffd ready: %u worker(s), pid %d%s%s", rt.nworkers, (int)getpid(),

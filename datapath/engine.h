@@ -158,12 +158,17 @@ struct worker_req {
 	bool failed, done;
 };
 
+/* How new connections are spread over the workers (steer.c). */
+enum steer_mode { STEER_BPF, STEER_INCOMING_CPU, STEER_OFF };
+const char *steer_group(const char *frontend, const int *fds, unsigned n, enum steer_mode mode);
+
 struct engine_opts {
 	const char *config_path;                     /* re-read on SIGHUP */
 	const char *control_path;                    /* NULL: no control socket */
 	const char *control_group;                   /* NULL: the daemon's group */
 	unsigned workers;
 	unsigned drain_seconds;
+	enum steer_mode steer;                       /* STEER_BPF by default; off unless one worker per CPU */
 };
 
 /* Daemon-wide counters (relaxed atomics; SIGUSR1 logs them, tlsoffctl stats will show them). */
@@ -198,6 +203,7 @@ struct engine_status {
 	const char *config_path;
 	bool sockmap;
 	const char *sockmap_why;
+	const char *steering;                        /* "bpf", "incoming-cpu", "off (why)" */
 };
 void engine_status(const struct runtime *rt, struct engine_status *st);
 

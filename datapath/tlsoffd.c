@@ -31,7 +31,9 @@ static void usage(FILE *out)
 	      "      --syslog             log to syslog instead of stderr\n"
 	      "      --drain-timeout S    on SIGTERM, wait up to S seconds for open connections (default 30)\n"
 	      "      --control PATH       control socket for tlsoffctl (default " TLSOFF_CONTROL_PATH "; 'none': off)\n"
-	      "      --control-group GRP  group owning the control socket (mode 0660; default: the daemon's)\n",
+	      "      --control-group GRP  group owning the control socket (mode 0660; default: the daemon's)\n"
+	      "      --steer MODE         bpf|incoming-cpu|off: new connections to the worker on their CPU\n"
+	      "                           (default bpf; needs one worker per CPU)\n",
 	      out);
 }
 
@@ -88,6 +90,7 @@ int main(int argc, char **argv)
 		{ "syslog", no_argument, NULL, 'S' },      { "drain-timeout", required_argument, NULL, 'D' },
 		{ "version", no_argument, NULL, 'V' },     { "help", no_argument, NULL, 'h' },
 		{ "control", required_argument, NULL, 'C' }, { "control-group", required_argument, NULL, 'G' },
+		{ "steer", required_argument, NULL, 'T' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *file = NULL;
@@ -105,6 +108,18 @@ int main(int argc, char **argv)
 		case 'S': use_syslog = true; break;
 		case 'C': eo.control_path = strcmp(optarg, "none") ? optarg : NULL; break;
 		case 'G': eo.control_group = optarg; break;
+		case 'T':
+			if (!strcmp(optarg, "bpf"))
+				eo.steer = STEER_BPF;
+			else if (!strcmp(optarg, "incoming-cpu"))
+				eo.steer = STEER_INCOMING_CPU;
+			else if (!strcmp(optarg, "off"))
+				eo.steer = STEER_OFF;
+			else {
+				fprintf(stderr, "tlsoffd: --steer: expected bpf|incoming-cpu|off, got '%s'\n", optarg);
+				return 2;
+			}
+			break;
 		case 'w':
 			n = strtol(optarg, NULL, 10);
 			if (n < 1 || n > 1024) {

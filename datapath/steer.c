@@ -1,0 +1,47 @@
+/* steer.c — hand each new connection to the worker on the CPU that processed its SYN.
+ *
+ * tlsoffd runs one worker per CPU (worker i pinned to CPU i) with one SO_REUSEPORT listener per frontend
+ * each. For every new listening group (a frontend address opened at start, on reload or by tlsoffctl), the
+ * SK_REUSEPORT program of bpf/reuseport_steer is loaded with the workers' sockets in slots 0..n-1 and
+ * attached: the connection, its TLS handshake and its relay then stay on the CPU where the NIC (or
+ * loopback) delivered its packets. Where BPF cannot be loaded, SO_INCOMING_CPU on each listener asks the
+ * kernel (6.2+) for the same choice. The program belongs to the group: the handle is closed at once and the
+ * program lives as long as the group's listeners do. docs/ebpf.md has the measurements. */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "engine.h"
+#include "tlsoff/log.h"
+#include "tlsoff/reuseport_steer.h"
+
+/* fds[i] = worker i's listening socket of one new group. Returns the mode used ("bpf", "incoming-cpu"). */
+const char *steer_group(const char *frontend, const int *fds, unsigned n, enum steer_mode mode)
+{
+	char err[256];
+	if (mode == STEER_OFF || n < 2)
+		return "off";
+	if (mode == STEER_BPF) {
+		struct reuseport_steer *s = reuseport_steer_open(n, err, sizeof(err));
+		int rc = s ? 0 : -1;
+		for (unsigned i = 0; s && !rc && i < n; i++)
+			rc = reuseport_steer_set(s, i, fds[i]);
+		if (s && !rc)
+			rc = reuseport_steer_attach(s, fds[0]);
+		if (s && rc)
+			snprintf(err, sizeof(err), "%s", reuseport_steer_error(s));
+		reuseport_steer_close(s);   /* the program stays with the group */
+		if (!rc)
+			return "bpf";
+		log_warn("frontend %s: reuseport steering program: %s; using SO_INCOMING_CPU instead", frontend, err);
+	}
+	for (unsigned i = 0; i < n; i++) {
+		int cpu = (int)i;
+		if (setsockopt(fds[i], SOL_SOCKET, SO_INCOMING_CPU, &cpu, sizeof(cpu)) < 0) {
+			log_warn("frontend %s: SO_INCOMING_CPU: %s; connections spread by hash", frontend, strerror(errno));
+			return "off";
+		}
+	}
+	return "incoming-cpu";
+}

@@ -97,7 +97,7 @@ _tlsoffctl_value()
     case $1 in
         cert | key | old)
             _tlsoffctl_files ;;
-        backend)
+        backend | default)
             _tlsoffctl_reply "$(_tlsoffctl_names backend)" ;;
         frontend)
             _tlsoffctl_reply "$(_tlsoffctl_names frontend)" ;;
@@ -202,9 +202,22 @@ _tlsoffctl()
 
     case $object/$verb in
         frontend/add)
-            # NAME is new: nothing to offer for it.
-            _tlsoffctl_pairs $((argi + 1)) \
-                "listen backend alpn tls-min datapath handshake-timeout idle-timeout max-conns" "cert key" ;;
+            # NAME is new: nothing to offer for it. "plain" / "passthrough" are single words: options
+            # pair up again after them, with the keywords of that kind of frontend.
+            local k mode='' at=0
+            for ((k = argi + 1; k < cword; k++)); do
+                [[ ${words[k]} == plain || ${words[k]} == passthrough ]] && { mode=${words[k]}; at=$k; }
+            done
+            case $mode in
+                plain) _tlsoffctl_pairs $((at + 1)) "backend idle-timeout max-conns" "" ;;
+                passthrough) _tlsoffctl_pairs $((at + 1)) "default handshake-timeout idle-timeout max-conns" "sni" ;;
+                *) _tlsoffctl_pairs $((argi + 1)) \
+                       "listen backend alpn tls-min datapath handshake-timeout idle-timeout max-conns" "cert key"
+                   if (( (cword - argi - 1) % 2 == 0 && cword - argi > 2 )); then   # a keyword slot
+                       # shellcheck disable=SC2207
+                       COMPREPLY+=($(compgen -W "plain passthrough" -- "$cur"))
+                   fi ;;
+            esac ;;
         frontend/del | frontend/show)
             (( n == 0 )) && _tlsoffctl_reply "$(_tlsoffctl_names frontend)" ;;
         backend/add)

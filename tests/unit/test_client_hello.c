@@ -8,6 +8,7 @@
 #include <openssl/ssl.h>
 
 #include "tlsoff/client_hello.h"
+#include "run_suite.h"
 
 /* Room for a synthetic hello a little over the parser's limit. */
 struct hello {
@@ -544,9 +545,5 @@ int main(void)
 	tcase_add_loop_test(tc, malformed, 0, N(bad));
 	tcase_add_test(tc, random_mutations);
 	suite_add_tcase(s, tc);
-	SRunner *sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return run_suite(s);
 }

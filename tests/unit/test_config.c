@@ -9,6 +9,7 @@
 #include <openssl/ssl.h>
 
 #include "tlsoff/config.h"
+#include "run_suite.h"
 
 static char err[TLSOFF_ERR_MAX];
 
@@ -348,9 +349,5 @@ int main(void)
 	tcase_add_test(tc, passthrough_routes);
 	tcase_add_test(tc, runtime_commands_and_dump_round_trip);
 	suite_add_tcase(s, tc);
-	SRunner *sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return run_suite(s);
 }

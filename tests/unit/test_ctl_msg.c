@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "tlsoff/ctl_msg.h"
+#include "run_suite.h"
 
 static char err[512];
 
@@ -196,9 +197,5 @@ int main(void)
 	tcase_add_test(tc, decode_validates_like_the_file);
 	tcase_add_test(tc, ack_carries_the_message);
 	suite_add_tcase(s, tc);
-	SRunner *sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return run_suite(s);
 }

@@ -8,6 +8,7 @@
 #include "../../datapath/engine.h"
 #include "tlsoff/proxy_v2.h"
 #include "tlsoff/tls_ctx.h"
+#include "run_suite.h"
 
 START_TEST(proxy_v2_ipv4_with_tlvs)
 {
@@ -126,9 +127,5 @@ int main(void)
 	tcase_add_test(tc, backend_roundrobin_and_next_server);
 	tcase_add_test(tc, backend_leastconn);
 	suite_add_tcase(s, tc);
-	SRunner *sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return run_suite(s);
 }

@@ -24,6 +24,7 @@
 #include <openssl/x509.h>
 
 #include "tlsoff/ktls.h"
+#include "run_suite.h"
 
 /* ---- helpers ------------------------------------------------------------------------------------- */
 
@@ -873,10 +874,5 @@ int main(void)
 	tcase_add_loop_test(hs, tls13_key_update_followed, 0, 3);
 	tcase_add_test(hs, refusals);
 	suite_add_tcase(s, hs);
-
-	SRunner *sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return run_suite(s);
 }

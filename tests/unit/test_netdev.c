@@ -19,6 +19,7 @@
 
 #include "tlsoff/log.h"
 #include "tlsoff/netdev.h"
+#include "run_suite.h"
 
 static char err[256];
 
@@ -290,9 +291,5 @@ int main(void)
 	tcase_set_timeout(mon, 30);
 	tcase_add_test(mon, monitor_follows_veth);
 	suite_add_tcase(s, mon);
-	SRunner *sr = srunner_create(s);
-	srunner_run_all(sr, CK_NORMAL);
-	int failed = srunner_ntests_failed(sr);
-	srunner_free(sr);
-	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+	return run_suite(s);
 }

@@ -464,6 +464,7 @@ static void apply_pending(struct worker *w)
 	w->ls = ls;
 	w->nls = n;
 	atomic_store(&w->gen_seen, gen);
+	pthread_cond_broadcast(&w->cv);   /* apply_config may be waiting to post the next change */
 	pthread_mutex_unlock(&w->mu);
 	free(old);
 }
@@ -525,12 +526,21 @@ static int apply_config(struct runtime *rt, struct config *cfg, const char *orig
 			return -1;
 		}
 	}
+	/* Changes come back to back (tlsoffctl -batch, orchestration): give each worker up to 2 s to take
+	 * over the previous one (it does so right after its current batch of events). */
 	for (unsigned i = 0; i < rt->nworkers; i++) {
-		pthread_mutex_lock(&rt->workers[i].mu);
-		bool busy = rt->workers[i].pending_ls != NULL;
-		pthread_mutex_unlock(&rt->workers[i].mu);
+		struct worker *w = &rt->workers[i];
+		struct timespec until;
+		clock_gettime(CLOCK_REALTIME, &until);
+		until.tv_sec += 2;
+		pthread_mutex_lock(&w->mu);
+		while (w->pending_ls && !rt->exited[i])
+			if (pthread_cond_timedwait(&w->cv, &w->mu, &until) == ETIMEDOUT)
+				break;
+		bool busy = w->pending_ls != NULL;
+		pthread_mutex_unlock(&w->mu);
 		if (busy) {
-			snprintf(err, errlen, "worker %u has not taken over the previous change yet; try again", i);
+			snprintf(err, errlen, "worker %u has not taken over the previous change within 2 s; try again", i);
 			gen_free(g);
 			return -1;
 		}

@@ -55,6 +55,13 @@ got=$(curl -sS --fail -T "$T/up.bin" "http://127.0.0.1:$PF/sha256") || fail "pla
 c1=$(cpu_ticks "$EDGE")
 expect_log "close frontend=raw .* datapath=sockmap .* in=[0-9]+ out=26843[5-9][0-9]{3} .*reason=\"done\""
 
+# PROXY v2 before the relayed bytes: a plain frontend to a backend with proxy-protocol v2
+ctl backend add app-pp server "127.0.0.1:$BP" proxy-protocol v2
+PP=$(free_port); LP=$(free_port)
+ctl frontend add raw-pp listen "127.0.0.1:$PP" plain backend app-pp
+who=$(curl -sS --fail --local-port "$LP" "http://127.0.0.1:$PP/whoami") || fail "plain + PROXY v2"
+[ "$who" = "src=127.0.0.1:$LP dst=127.0.0.1:$PP alpn=- authority=-" ] || fail "plain + PROXY v2: the backend saw '$who'"
+
 # the same bytes through the userspace TLS path of the same daemon, for the ratio
 check_download "https://localhost:$UF" "$N" 5 --resolve "localhost:$UF:127.0.0.1" --cacert "$T/edge.crt"
 check_upload "https://localhost:$UF" "$T/up.bin" --resolve "localhost:$UF:127.0.0.1" --cacert "$T/edge.crt"

@@ -193,6 +193,10 @@ ctl -j backend show | json '[b["name"] for b in d]' | grep -q "'b2'" && fail "ba
 expect_exit 1 ctl -force -batch "$T/batch.txt"
 ctl -j backend show | json '[b["name"] for b in d]' | grep -q "'b2'" || fail "-force did not go on"
 
+# back to back: 40 changes in one batch, each a new configuration generation, none refused
+for i in $(seq 20); do echo "server add b2 127.0.0.1:$((40000 + i))"; echo "server del b2 127.0.0.1:$((40000 + i))"; done >"$T/many.txt"
+ctl -batch "$T/many.txt" || fail "40 back-to-back changes: $(tail -n 3 "$T/tlsoffd.log")"
+
 # ---- config dump: restart with it, dump again: identical ---------------------------------------------
 ctl server drain b2 "127.0.0.1:$BP"
 ctl cert add edge cert "$T/other.crt" key "$T/other.key"

@@ -87,8 +87,8 @@ static int show(struct ctl *c, int argc, char **argv)
 			return ctl_usage(c, "conn", "conn show: '%s' needs a value", argv[i]);
 		val[f] = argv[i + 1];
 	}
-	if (val[2] && strcmp(val[2], "splice") && strcmp(val[2], "userspace"))
-		return ctl_usage(c, "conn", "conn show: datapath is splice or userspace, not '%s'", val[2]);
+	if (val[2] && strcmp(val[2], "splice") && strcmp(val[2], "userspace") && strcmp(val[2], "sockmap"))
+		return ctl_usage(c, "conn", "conn show: datapath is splice, userspace or sockmap, not '%s'", val[2]);
 	struct nl_msg *m = ctl_get_request(c, TLSOFF_CMD_CONN_GET, NULL);
 	if (!m)
 		return EXIT_REFUSED;

@@ -43,7 +43,7 @@ const struct object ctl_objects[] = {
 	  "cert del FRONTEND CHAIN.pem\n"
 	  "cert show [FRONTEND]\n" },
 	{ "conn", cmd_conn,
-	  "conn show [frontend NAME] [backend NAME] [datapath splice|userspace]\n"
+	  "conn show [frontend NAME] [backend NAME] [datapath splice|userspace|sockmap]\n"
 	  "conn kill ID\n" },
 	{ "stats", cmd_stats, "stats\n" },
 	{ "status", cmd_status, "status\n" },

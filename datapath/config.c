@@ -495,6 +495,8 @@ static int frontend_check(struct frontend_conf *f, unsigned seen, const char *wh
 					    tlsoff_mode_name(f->mode));
 		if (f->mode == MODE_PLAIN && !f->backend[0])
 			return errf(err, errlen, "%s: missing 'backend'", what);
+		if (f->mode == MODE_PLAIN && option_seen(seen, "handshake-timeout"))
+			return errf(err, errlen, "%s: 'handshake-timeout' does not apply to a plain frontend (no handshake)", what);
 		if (f->mode == MODE_PASSTHROUGH && !f->backend[0] && !f->nroutes)
 			return errf(err, errlen, "%s: passthrough needs sni PATTERN=BACKEND routes or a default backend",
 				    what);

@@ -135,7 +135,7 @@ void conn_describe(const struct conn *c, struct conn_info *out)
 		sm_describe(c, &out->in, &out->out);
 	out->age_ms = c->w->now_ms - c->start_ms;
 	snprintf(out->frontend, sizeof(out->frontend), "%s", c->fe->conf.name);
-	snprintf(out->backend, sizeof(out->backend), "%s", c->fe->conf.backend);
+	snprintf(out->backend, sizeof(out->backend), "%s", c->be ? c->be->conf.name : "");
 	snprintf(out->client, sizeof(out->client), "%s", c->client);
 	snprintf(out->server, sizeof(out->server), "%s", c->server_text ? c->server_text : "");
 	snprintf(out->sni, sizeof(out->sni), "%s", c->sni);
@@ -155,6 +155,7 @@ void conn_free(struct conn *c)
 	struct worker *w = c->w;
 	struct frontend_rt *fe = c->fe;
 
+	sm_unpair(c);                         /* counters first: the log line below reports them */
 	if (c->state != CS_HANDSHAKE || c->error) {
 		char ktls[16];
 		snprintf(ktls, sizeof(ktls), "%s%s%s", c->ktls & KTLS_TX ? "tx" : "", c->ktls == (KTLS_TX | KTLS_RX) ? "+" : "",
@@ -164,13 +165,12 @@ void conn_free(struct conn *c)
 			"ktls=%s kmode=tx:%s,rx:%s rekeys=%u in=%llu out=%llu ms=%llu reason=\"%s\"",
 			fe->conf.name, c->client, c->server_text ? c->server_text : "-",
 			c->version ? c->version : "-", c->cipher ? c->cipher : "-", c->alpn[0] ? c->alpn : "-",
-			c->sni[0] ? c->sni : "-", datapath_name(c->datapath), c->datapath_why ? " (" : "",
+			c->sni[0] ? c->sni : "-", c->state == CS_ROUTE ? "-" : datapath_name(c->datapath), c->datapath_why ? " (" : "",
 			c->datapath_why ? c->datapath_why : "", c->datapath_why ? ")" : "", ktls,
 			c->txconf ? ktls_conf_name(c->txconf) : "-", c->rxconf ? ktls_conf_name(c->rxconf) : "-", c->rekeys, (unsigned long long)c->up.bytes,
 			(unsigned long long)c->down.bytes, (unsigned long long)(w->now_ms - c->start_ms),
 			c->close_reason ? c->close_reason : "done");
 	}
-	sm_unpair(c);                         /* counters first: the log line below reports them */
 	for (int s = 0; s < 2; s++)
 		if (c->fd[s] >= 0)
 			close(c->fd[s]);          /* closing removes it from epoll */

@@ -484,6 +484,7 @@ static int do_status(struct request *r)
 		rc |= nla_put_u8(m, TLSOFF_STATUS_SOCKMAP, st.sockmap);
 		rc |= nla_put_string(m, TLSOFF_STATUS_CONFIG_PATH, st.config_path ? st.config_path : "");
 		rc |= nla_put_string(m, TLSOFF_STATUS_STEERING, st.steering);
+		rc |= nla_put_string(m, TLSOFF_STATUS_SOCKMAP_WHY, st.sockmap ? "" : st.sockmap_why);
 		nla_nest_end(m, n);
 	}
 	send_part(r->cl, m, rc ? -1 : 0);

@@ -66,6 +66,7 @@ const struct nla_policy ctl_status_policy[TLSOFF_STATUS_MAX + 1] = {
 	[TLSOFF_STATUS_KERNEL] = STR(65), [TLSOFF_STATUS_TLS_ULP] = U8, [TLSOFF_STATUS_TLS_ULP_WHY] = STR(256),
 	[TLSOFF_STATUS_CIPHER] = NEST, [TLSOFF_STATUS_REKEY] = U8, [TLSOFF_STATUS_SOCKMAP] = U8,
 	[TLSOFF_STATUS_CONFIG_PATH] = STR(TLSOFF_PATH_MAX), [TLSOFF_STATUS_STEERING] = STR(96),
+	[TLSOFF_STATUS_SOCKMAP_WHY] = STR(512),
 };
 const struct nla_policy ctl_cipher_policy[TLSOFF_CIPHER_MAX + 1] = {
 	[TLSOFF_CIPHER_NAME] = STR(32), [TLSOFF_CIPHER_TLS] = STR(8), [TLSOFF_CIPHER_TX] = U8,
@@ -306,7 +307,7 @@ int ctl_put_frontend(struct nl_msg *m, const struct frontend_conf *f, int conns)
 	if ((tls && f->alpn_len && nla_put_string(m, TLSOFF_FE_ALPN, alpn) < 0) ||
 	    (tls && nla_put_string(m, TLSOFF_FE_TLS_MIN, tlsoff_tls_min_name(f->tls_min)) < 0) ||
 	    (tls && nla_put_u32(m, TLSOFF_FE_DATAPATH, f->datapath) < 0) ||
-	    nla_put_u32(m, TLSOFF_FE_HANDSHAKE_TIMEOUT, f->handshake_timeout_ms) < 0 ||
+	    (f->mode != MODE_PLAIN && nla_put_u32(m, TLSOFF_FE_HANDSHAKE_TIMEOUT, f->handshake_timeout_ms) < 0) ||
 	    nla_put_u32(m, TLSOFF_FE_IDLE_TIMEOUT, f->idle_timeout_ms) < 0 ||
 	    nla_put_u32(m, TLSOFF_FE_MAX_CONNS, f->max_conns) < 0 ||
 	    (conns >= 0 && nla_put_u32(m, TLSOFF_FE_CONNS, (uint32_t)conns) < 0))

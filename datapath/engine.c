@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <malloc.h>
 #include <pthread.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -280,7 +281,7 @@ struct runtime {
 	uint64_t start_ms;
 	const struct ktls_caps *caps;
 	bool sockmap;
-	char sockmap_why[160];
+	char sockmap_why[512];
 	enum steer_mode steer;
 	char steering[96];                    /* what the last group got, for tlsoffctl status */
 };
@@ -819,11 +820,20 @@ static int runtime_build(struct runtime *rt, const struct config *cfg, const str
 	rt->caps = caps;
 	rt->start_ms = now_ms();
 	rt->steer = opts->steer;
-	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-	if (rt->steer != STEER_OFF && (long)opts->workers != cpus) {
-		/* Slot = CPU: it takes exactly one worker per CPU, each pinned to its CPU. */
-		snprintf(rt->steering, sizeof(rt->steering), "off (%u workers for %ld CPUs)", opts->workers, cpus);
-		log_notice("connection steering off: %u workers for %ld CPUs (it needs one per CPU)", opts->workers, cpus);
+	/* The program's slot is the CPU number: it takes one worker per CPU, worker i pinned to CPU i, so the
+	 * CPUs this process may use must be exactly 0..n-1 (not so under a cpuset like 2-3). */
+	cpu_set_t allowed;
+	unsigned ncpu = 0;
+	bool contiguous = sched_getaffinity(0, sizeof(allowed), &allowed) == 0;
+	for (unsigned c = 0; contiguous && c < CPU_SETSIZE; c++)
+		if (CPU_ISSET(c, &allowed))
+			contiguous = c == ncpu++;
+	if (rt->steer != STEER_OFF && (!contiguous || opts->workers != ncpu)) {
+		if (!contiguous)
+			snprintf(rt->steering, sizeof(rt->steering), "off (the allowed CPUs are not 0..n-1)");
+		else
+			snprintf(rt->steering, sizeof(rt->steering), "off (%u workers for %u CPUs)", opts->workers, ncpu);
+		log_notice("connection steering %s: it needs one worker per CPU, on CPUs 0..n-1", rt->steering);
 		rt->steer = STEER_OFF;
 	} else if (rt->steer == STEER_OFF) {
 		snprintf(rt->steering, sizeof(rt->steering), "off");
@@ -983,7 +993,10 @@ int engine_run(struct config *cfg, const struct engine_opts *opts, const struct 
 			cpu_set_t set1;
 			CPU_ZERO(&set1);
 			CPU_SET(i, &set1);
-			pthread_setaffinity_np(th[i], sizeof(set1), &set1);
+			int e = pthread_setaffinity_np(th[i], sizeof(set1), &set1);
+			if (e)
+				log_warn("worker %u: cannot pin it to CPU %u (%s): its connections may run elsewhere", i, i,
+					 strerror(e));
 		}
 	log_frontends(rt.cur);
 	log_notice("tlsoffd ready: %u worker(s), pid %d%s%s", rt.nworkers, (int)getpid(),

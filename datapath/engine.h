@@ -103,6 +103,7 @@ struct conn {
 	bool key_update_pending;                     /* splice: our KeyUpdate answer is due before more TX */
 	bool linger_ok;                              /* the failure was the client talking after our close */
 	bool paired, fin_retry;                      /* sockmap: joined; a FIN waits for bytes in flight */
+	uint64_t fin_since_ms, outq;                 /* sockmap: since when; send queues at the last look */
 	unsigned rekeys;                             /* TLS 1.3 KeyUpdates followed (each direction counts) */
 	uint64_t start_ms, deadline_ms;
 	char client[48], sni[64], alpn[32];
@@ -126,7 +127,8 @@ struct worker {
 	struct nl_sock *diag;                        /* NETLINK_SOCK_DIAG, opened on first use */
 	struct sockmap_splice_handle *smap;          /* plain/passthrough: loaded on first use */
 	bool smap_failed;
-	char smap_why[200];
+	uint64_t smap_retry_ms;
+	char smap_why[512];
 	uint8_t *peek;                               /* passthrough: CLIENT_HELLO_MAX bytes for MSG_PEEK */
 	bool diag_failed;                            /* ... and not retried per connection if that failed */
 	/* reload: listeners prepared by the main thread, taken by the worker on its next wake-up */

@@ -17,6 +17,10 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/ioctl.h>
+#include <linux/sockios.h>
 #include <unistd.h>
 
 #include "engine.h"
@@ -24,27 +28,31 @@
 #include "tlsoff/log.h"
 #include "tlsoff/sockmap_splice.h"
 
-#define RETRY_MS 20   /* FIN propagation waiting for redirected bytes: look again this soon */
+#define RETRY_MS 20   /* FIN waiting for redirected bytes: look again at the next timer tick (250 ms) */
 
-/* The worker's sockmap handle, loaded on first use; a failure is remembered and logged once. */
+#define LOAD_RETRY_MS 10000
+
+/* The worker's sockmap handle, loaded on first use; a failure is logged and tried again after
+ * LOAD_RETRY_MS (capabilities or memlock limits can change), not per connection. */
 static struct sockmap_splice_handle *handle(struct worker *w, char *why, size_t len)
 {
-	if (!w->smap && !w->smap_failed) {
+	if (!w->smap && (!w->smap_failed || w->now_ms >= w->smap_retry_ms)) {
 		w->smap = sockmap_splice_open(0, why, len);
+		w->smap_failed = !w->smap;
+		w->smap_retry_ms = w->now_ms + LOAD_RETRY_MS;
 		if (!w->smap) {
-			w->smap_failed = true;
 			log_err("worker %d: cannot load the sockmap program: %s; plain and passthrough connections "
-				"will be refused", w->id, why);
+				"are refused (trying again in %d s)", w->id, why, LOAD_RETRY_MS / 1000);
 			snprintf(w->smap_why, sizeof(w->smap_why), "%.*s", (int)sizeof(w->smap_why) - 1, why);
 		}
 	}
 	if (!w->smap)
-		snprintf(why, len, "sockmap unavailable: %s", w->smap_why);
+		snprintf(why, len, "sockmap unavailable: %.*s", (int)(len > 22 ? len - 22 : 0), w->smap_why);
 	return w->smap;
 }
 
 /* passthrough: the backend named by the ClientHello's SNI. Returns true once routed (or failed). */
-static bool route_by_hello(struct conn *c)
+static bool route_by_hello(struct conn *c, struct client_hello *chp)
 {
 	struct worker *w = c->w;
 	struct client_hello ch;
@@ -62,11 +70,19 @@ static bool route_by_hello(struct conn *c)
 		return true;
 	}
 	switch (client_hello_parse(w->peek, (size_t)n, &ch)) {
-	case CH_NEED_MORE:
+	case CH_NEED_MORE: {
 		/* MSG_PEEK leaves the bytes queued: the next segment raises a new edge, and we parse again from
-		 * the start (a hello is at most CLIENT_HELLO_MAX, and usually one segment). */
+		 * the start (a hello is at most CLIENT_HELLO_MAX, and usually one segment). Unless the client
+		 * already sent its FIN: then nothing more will come. */
+		struct tcp_info ti;
+		socklen_t tl = sizeof(ti);
+		if (getsockopt(c->fd[CLIENT], IPPROTO_TCP, TCP_INFO, &ti, &tl) == 0 && ti.tcpi_state == TCP_CLOSE_WAIT) {
+			conn_fail(c, "client closed before its ClientHello was complete");
+			return true;
+		}
 		c->rd[CLIENT] = false;
 		return false;
+	}
 	case CH_INVALID: {
 		static __thread char why[160];
 		snprintf(why, sizeof(why), "not a usable ClientHello: %s", ch.why);
@@ -86,20 +102,28 @@ static bool route_by_hello(struct conn *c)
 		snprintf(why, sizeof(why), "no route for SNI '%s' and no default backend", c->sni[0] ? c->sni : "(none)");
 		conn_fail(c, why);
 	}
+	*chp = ch;
 	return true;
 }
 
 void sm_route(struct conn *c)
 {
+	struct client_hello ch = { .sni = "" };
+	static __thread char why[600];   /* the close reason: outlives the connection */
+	/* No BPF, no connection: say so before a backend connection is opened for nothing. */
+	if (!handle(c->w, why, sizeof(why))) {
+		conn_fail(c, why);
+		return;
+	}
 	if (c->fe->conf.mode == MODE_PASSTHROUGH) {
-		if (!route_by_hello(c) || c->error)
+		if (!route_by_hello(c, &ch) || c->error)
 			return;
 	} else {
 		c->be = c->fe->backend;
 	}
 	c->datapath = DATAPATH_SOCKMAP;
 	if (c->be->conf.proxy_protocol == 2) {
-		conn_proxy_header(c, NULL, 0, c->sni[0] ? c->sni : NULL);
+		conn_proxy_header(c, NULL, 0, ch.sni[0] ? ch.sni : NULL);   /* the full name, not the log's copy */
 		if (c->error)
 			return;
 	}
@@ -109,13 +133,11 @@ void sm_route(struct conn *c)
 /* Backend connected and the PROXY header (if any) written: join the two sockets. */
 void sm_join(struct conn *c)
 {
-	char why[256];
+	static __thread char why[600];
 	struct sockmap_splice_handle *h = handle(c->w, why, sizeof(why));
 	int rc;
 	if (!h) {
-		static __thread char msg[300];
-		snprintf(msg, sizeof(msg), "%s", why);
-		conn_fail(c, msg);
+		conn_fail(c, why);
 		return;
 	}
 	if ((rc = sockmap_splice_pair(h, c->fd[CLIENT], c->fd[BACKEND])) < 0) {
@@ -158,6 +180,7 @@ static void pass_fin(struct conn *c, struct flow *f)
 	} else if (rc == -EAGAIN) {
 		c->deadline_ms = c->w->now_ms + RETRY_MS;   /* conn_timeout calls sm_step again */
 		c->fin_retry = true;
+		return;
 	} else {
 		conn_fail(c, "sockmap: could not pass the end of stream on");
 	}
@@ -189,16 +212,37 @@ void sm_step(struct conn *c)
 	refresh_bytes(c);
 }
 
-/* The deadline passed: a FIN waiting for bytes, or the idle timeout unless the counters moved. */
+/* Bytes queued on the two sockets (sent by us, not yet acknowledged by the peer): the counters count a
+ * byte when the kernel redirects it, which for a slow reader is long before it is delivered. */
+static uint64_t queued(const struct conn *c)
+{
+	uint64_t total = 0;
+	for (int s = 0; s < 2; s++) {
+		int n = 0;
+		if (ioctl(c->fd[s], SIOCOUTQ, &n) == 0 && n > 0)
+			total += (uint64_t)n;
+	}
+	return total;
+}
+
+/* The deadline passed: a FIN waiting for bytes in flight (retried each tick, but not for longer than the
+ * idle timeout), or the idle timeout unless the counters or the send queues moved since the last look. */
 bool sm_timeout(struct conn *c)
 {
-	uint64_t before = c->up.bytes + c->down.bytes;
+	uint64_t before = c->up.bytes + c->down.bytes, outq_before = c->outq;
 	if (c->fin_retry) {
+		if (!c->fin_since_ms)
+			c->fin_since_ms = c->w->now_ms;
+		if (c->w->now_ms - c->fin_since_ms >= c->fe->conf.idle_timeout_ms) {
+			conn_fail(c, "idle timeout (the end of stream waited for a peer that does not read)");
+			return true;
+		}
 		sm_step(c);
 		return c->error || c->state == CS_DONE;
 	}
 	refresh_bytes(c);
-	if (c->up.bytes + c->down.bytes != before) {
+	c->outq = queued(c);
+	if (c->up.bytes + c->down.bytes != before || c->outq != outq_before) {
 		c->deadline_ms = c->w->now_ms + c->fe->conf.idle_timeout_ms;
 		return false;
 	}

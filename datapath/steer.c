@@ -43,5 +43,5 @@ const char *steer_group(const char *frontend, const int *fds, unsigned n, enum s
 			return "off";
 		}
 	}
-	return "incoming-cpu";
+	return "incoming-cpu (kernel 6.2+ honours it; older kernels hash)";
 }

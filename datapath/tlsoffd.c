@@ -10,6 +10,8 @@
 #include <unistd.h>
 
 #include <openssl/crypto.h>
+#include <bpf/libbpf.h>
+#include <stdarg.h>
 
 #include "engine.h"
 #include "tlsoff/config.h"
@@ -65,6 +67,20 @@ static void log_kernel(const struct ktls_caps *caps)
 						      ktls_ciphers[i].name);
 	log_notice("kernel %s: kTLS TX+RX for %s; rekey %s", caps->release, n ? list : "nothing",
 		   caps->rekey ? "yes" : "no");
+}
+
+/* libbpf's own messages (program load failures, verifier logs) go where ours go: with --syslog, stderr
+ * is nobody's. Warnings as warnings; its info and debug chatter only at debug level. */
+static int libbpf_log(enum libbpf_print_level level, const char *fmt, va_list ap)
+{
+	char buf[1024];
+	int lvl = level == LIBBPF_WARN ? LOG_WARNING : LOG_DEBUG;
+	if (!log_enabled(lvl))
+		return 0;
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	buf[strcspn(buf, "\n")] = '\0';
+	log_msg(lvl, "libbpf: %s", buf);
+	return 0;
 }
 
 /* A spliced connection holds six descriptors (two sockets, two pipes): take every descriptor the hard
@@ -167,6 +183,7 @@ int main(int argc, char **argv)
 	}
 
 	log_init("tlsoffd", level, use_syslog);
+	libbpf_set_print(libbpf_log);
 	/* Absolute, so relative certificate paths in it resolve to absolute ones: config dump writes what
 	 * runs, and that must load from anywhere. */
 	char abs_file[PATH_MAX];

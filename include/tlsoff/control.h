@@ -205,6 +205,7 @@ enum tlsoff_status_attr {
 	TLSOFF_STATUS_SOCKMAP,           /* u8: BPF sockmap usable */
 	TLSOFF_STATUS_CONFIG_PATH,       /* string */
 	TLSOFF_STATUS_STEERING,          /* string: how new connections reach workers: bpf, incoming-cpu, off (why) */
+	TLSOFF_STATUS_SOCKMAP_WHY,       /* string: why the sockmap program cannot be loaded ("" when it can) */
 	__TLSOFF_STATUS_MAX
 };
 #define TLSOFF_STATUS_MAX (__TLSOFF_STATUS_MAX - 1)

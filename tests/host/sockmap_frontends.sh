@@ -62,6 +62,14 @@ ctl frontend add raw-pp listen "127.0.0.1:$PP" plain backend app-pp
 who=$(curl -sS --fail --local-port "$LP" "http://127.0.0.1:$PP/whoami") || fail "plain + PROXY v2"
 [ "$who" = "src=127.0.0.1:$LP dst=127.0.0.1:$PP alpn=- authority=-" ] || fail "plain + PROXY v2: the backend saw '$who'"
 
+# a slow reader is not idle: the kernel redirects the whole response long before the client has read it, so
+# the idle timeout must look at the send queues too (1.5 s idle timeout, a 6 s download)
+SP=$(free_port)
+ctl frontend add slow listen "127.0.0.1:$SP" plain backend app idle-timeout 1500
+curl -sS --fail --limit-rate 1M "http://127.0.0.1:$SP/bytes/6000000/7" -o "$T/slow.bin" ||
+  fail "a slow download through a plain frontend was cut: $(grep 'frontend=slow' "$T/tlsoffd.log" | tail -n 1)"
+cmp -s "$T/slow.bin" <("$B/tests/bin/http_backend" --gen 6000000 7) || fail "slow download corrupt"
+
 # the same bytes through the userspace TLS path of the same daemon, for the ratio
 check_download "https://localhost:$UF" "$N" 5 --resolve "localhost:$UF:127.0.0.1" --cacert "$T/edge.crt"
 check_upload "https://localhost:$UF" "$T/up.bin" --resolve "localhost:$UF:127.0.0.1" --cacert "$T/edge.crt"
@@ -73,7 +81,13 @@ log "daemon CPU for 256 MB each way: sockmap ${sockmap_cpu} ticks, userspace TLS
 
 # ---- passthrough: 256 MB each way through the TLS server chosen by SNI -----------------------------------
 RES=(--resolve "a.test:$PT:127.0.0.1" --cacert "$T/a.crt")
-check_download "https://a.test:$PT" "$N" 5 "${RES[@]}"
+curl -sS --fail --limit-rate 100M "${RES[@]}" "https://a.test:$PT/bytes/$N/5" -o "$T/pt.bin" & DL=$!
+sleep 0.5   # conn show names the backend the SNI chose
+[ "$(ctl -j conn show backend tls-a | json '[(c["frontend"], c["sni"], c["datapath"]) for c in d]')" = "[('pt', 'a.test', 'sockmap')]" ] ||
+  { ctl conn show; fail "conn show backend tls-a: the passthrough connection is not listed under its routed backend"; }
+wait $DL || fail "passthrough download"
+[ "$(sha256 "$T/pt.bin")" = "$want_down" ] || fail "passthrough download: sha256 differs"
+rm -f "$T/pt.bin"
 check_upload "https://a.test:$PT" "$T/up.bin" "${RES[@]}"
 expect_log "close frontend=pt .* sni=a.test datapath=sockmap .* out=268[4-9][0-9]{5} "
 ctl -j stats | json 'd["daemon"]["sockmap"] >= 4' | grep -qx true || fail "stats: sockmap connections not counted"

@@ -8,6 +8,11 @@
 #   build/tests/unit/X     one Check runner per tests/unit/X.c
 #   build/tests/bin/X      one helper program per tests/bin/X.c (used by host and lab tests)
 # Sources are found by wildcard, so adding a file never needs a Makefile edit.
+#
+# `make install` (PREFIX=/usr/local, DESTDIR for staging) installs the two programs, the man pages, the bash
+# completion, the systemd unit (from packaging/tlsoffd.service.in, paths filled in) and the example
+# configuration (only when none is there: an operator's file is never overwritten); `make uninstall`
+# removes all of it but the configuration.
 
 ifeq ($(origin CC),default)
 CC       := gcc
@@ -17,7 +22,7 @@ BPFTOOL  ?= bpftool
 PKG_CONFIG ?= pkg-config
 B        := build
 
-PKGS      := openssl libnl-3.0 libnl-genl-3.0 libnl-route-3.0 libbpf
+PKGS      := openssl libnl-3.0 libnl-genl-3.0 libnl-route-3.0 libbpf libsystemd
 PKG_CFLAGS := $(shell $(PKG_CONFIG) --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS   := $(shell $(PKG_CONFIG) --libs $(PKGS) 2>/dev/null)
 CHECK_CFLAGS := $(shell $(PKG_CONFIG) --cflags check 2>/dev/null)
@@ -52,7 +57,7 @@ TBIN_BINS  := $(patsubst tests/bin/%.c,$(B)/tests/bin/%,$(TBIN_SRCS))
 
 PROGS := $(if $(wildcard datapath/tlsoffd.c),$(B)/tlsoffd) $(if $(CTL_SRCS),$(B)/tlsoffctl)
 
-.PHONY: all deps test test-unit test-host test-lab test-matrix run lab-shell clean
+.PHONY: all deps install uninstall test test-unit test-host test-lab test-matrix run lab-shell clean
 all: $(BPF_OBJS) $(BPF_SKELS) $(LIB) $(PROGS) $(UNIT_BINS) $(TBIN_BINS)
 
 deps:
@@ -118,6 +123,50 @@ lab-shell:   # .cache/run is shared writable so `scripts/run` (the make run demo
 	@scripts/deps
 	@mkdir -p .cache/run
 	@scripts/ktls-lab --kernel $(KERNEL) --share $(CURDIR)/.cache/run --interactive
+
+# --- install ---------------------------------------------------------------------------------------
+# GNU-style directories; SYSCONFDIR is /etc for PREFIX=/usr (a distribution's layout), PREFIX/etc otherwise.
+# install builds nothing but the two programs (in $(B), as `all` does): `make B=DIR install` installs DIR's.
+PREFIX     ?= /usr/local
+SBINDIR    ?= $(PREFIX)/sbin
+BINDIR     ?= $(PREFIX)/bin
+MANDIR     ?= $(PREFIX)/share/man
+SYSCONFDIR ?= $(if $(filter /usr,$(PREFIX)),/etc,$(PREFIX)/etc)
+UNITDIR    ?= $(PREFIX)/lib/systemd/system
+BASHCOMPDIR ?= $(PREFIX)/share/bash-completion/completions
+INSTALL    ?= install
+MAN5       := $(wildcard man/*.5)
+MAN8       := $(wildcard man/*.8)
+
+# The example configuration's certificate paths point into the source tree (`make run`'s demo certificate):
+# installed, they are relative to the file's own directory (SYSCONFDIR/tlsoff/cert.pem, key.pem).
+install: $(PROGS)
+	$(INSTALL) -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8 \
+		$(DESTDIR)$(UNITDIR) $(DESTDIR)$(BASHCOMPDIR) $(DESTDIR)$(SYSCONFDIR)/tlsoff
+	$(INSTALL) -m 0755 $(B)/tlsoffd $(DESTDIR)$(SBINDIR)/tlsoffd
+	$(INSTALL) -m 0755 $(B)/tlsoffctl $(DESTDIR)$(BINDIR)/tlsoffctl
+	$(INSTALL) -m 0644 $(MAN5) $(DESTDIR)$(MANDIR)/man5/
+	$(INSTALL) -m 0644 $(MAN8) $(DESTDIR)$(MANDIR)/man8/
+	$(INSTALL) -m 0644 completion/tlsoffctl.bash $(DESTDIR)$(BASHCOMPDIR)/tlsoffctl
+	sed -e 's|@SBINDIR@|$(SBINDIR)|g' -e 's|@BINDIR@|$(BINDIR)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' \
+		packaging/tlsoffd.service.in > $(DESTDIR)$(UNITDIR)/tlsoffd.service.tmp
+	chmod 0644 $(DESTDIR)$(UNITDIR)/tlsoffd.service.tmp
+	mv -f $(DESTDIR)$(UNITDIR)/tlsoffd.service.tmp $(DESTDIR)$(UNITDIR)/tlsoffd.service
+	@if [ -e $(DESTDIR)$(SYSCONFDIR)/tlsoff/tlsoff.conf ]; then \
+		echo "$(DESTDIR)$(SYSCONFDIR)/tlsoff/tlsoff.conf exists: left as it is"; \
+	else \
+		echo "sed '/^frontend /s|\.\./\.cache/run/||g' etc/tlsoff.conf > $(DESTDIR)$(SYSCONFDIR)/tlsoff/tlsoff.conf"; \
+		sed '/^frontend /s|\.\./\.cache/run/||g' etc/tlsoff.conf > $(DESTDIR)$(SYSCONFDIR)/tlsoff/tlsoff.conf.tmp && \
+		chmod 0644 $(DESTDIR)$(SYSCONFDIR)/tlsoff/tlsoff.conf.tmp && \
+		mv $(DESTDIR)$(SYSCONFDIR)/tlsoff/tlsoff.conf.tmp $(DESTDIR)$(SYSCONFDIR)/tlsoff/tlsoff.conf; \
+	fi
+	@[ -n "$(DESTDIR)" ] || echo "installed; now: systemctl daemon-reload && systemctl enable --now tlsoffd"
+
+uninstall:
+	rm -f $(DESTDIR)$(SBINDIR)/tlsoffd $(DESTDIR)$(BINDIR)/tlsoffctl $(DESTDIR)$(UNITDIR)/tlsoffd.service \
+		$(DESTDIR)$(BASHCOMPDIR)/tlsoffctl $(addprefix $(DESTDIR)$(MANDIR)/man5/,$(notdir $(MAN5))) \
+		$(addprefix $(DESTDIR)$(MANDIR)/man8/,$(notdir $(MAN8)))
+	@echo "kept $(DESTDIR)$(SYSCONFDIR)/tlsoff/tlsoff.conf (remove it by hand if you want it gone)"
 
 clean:
 	rm -rf $(B)

@@ -469,6 +469,18 @@ static int parse_cert(int argc, char **argv, struct cmd *out, char *err, size_t 
 	return 0;
 }
 
+/* tickets keys FILE */
+static int parse_tickets(int argc, char **argv, struct cmd *out, char *err, size_t errlen)
+{
+	out->object = CMD_TICKETS;
+	out->verb = CMD_SET;
+	if (argc < 2 || strcmp(argv[1], "keys"))
+		return errf(err, errlen, "tickets: expected 'keys FILE'");
+	if (argc != 3)
+		return errf(err, errlen, "usage: tickets keys FILE");
+	return path_arg("tickets keys", argv[2], out->u.tickets.keys, err, errlen);
+}
+
 static bool option_seen(unsigned seen, const char *kw)
 {
 	for (const struct cmd_opt *o = frontend_opts; o->kw; o++)
@@ -523,11 +535,14 @@ int cmd_parse(int argc, char **argv, struct cmd *out, char *err, size_t errlen)
 		return parse_server(argc, argv, out, err, errlen);
 	if (!strcmp(argv[0], "cert"))
 		return parse_cert(argc, argv, out, err, errlen);
+	if (!strcmp(argv[0], "tickets"))
+		return parse_tickets(argc, argv, out, err, errlen);
 	for (size_t i = 0; i < sizeof(objects) / sizeof(objects[0]); i++)
 		if (!strcmp(argv[0], objects[i].word))
 			def = &objects[i];
 	if (!def)
-		return errf(err, errlen, "unknown object '%s' (expected backend, frontend, server or cert)", argv[0]);
+		return errf(err, errlen, "unknown object '%s' (expected backend, frontend, server, cert or tickets)",
+			    argv[0]);
 	out->object = def->object;
 	if (argc < 2)
 		return errf(err, errlen, "%s: missing verb (add or del)", argv[0]);
@@ -753,6 +768,10 @@ int config_apply(struct config *cfg, const struct cmd *c, char *err, size_t errl
 		return apply_server(cfg, c, err, errlen);
 	if (c->object == CMD_CERT)
 		return apply_cert(cfg, c, err, errlen);
+	if (c->object == CMD_TICKETS) {   /* a file refuses a second one (config_load); at run time it replaces */
+		snprintf(cfg->ticket_keys, sizeof(cfg->ticket_keys), "%s", c->u.tickets.keys);
+		return 0;
+	}
 	int i = find_frontend(cfg, c->u.name);
 	if (i < 0)
 		return errf(err, errlen, "no frontend '%s'", c->u.name);
@@ -796,6 +815,7 @@ int config_copy(struct config *dst, const struct config *src)
 	memcpy(dst->frontends, src->frontends, src->nfrontends * sizeof(*dst->frontends));
 	dst->nbackends = src->nbackends;
 	dst->nfrontends = src->nfrontends;
+	memcpy(dst->ticket_keys, src->ticket_keys, sizeof(dst->ticket_keys));
 	return 0;
 }
 
@@ -847,6 +867,11 @@ void config_format(const struct config *cfg, void (*line)(const char *text, void
 		return;
 #define W(s) put_word(buf, len, &n, (s))
 #define U(v) (snprintf(num, sizeof(num), "%u", (unsigned)(v)), W(num))
+	if (cfg->ticket_keys[0]) {
+		n = 0;
+		W("tickets"); W("keys"); W(cfg->ticket_keys);
+		line(buf, arg);
+	}
 	for (unsigned i = 0; i < cfg->nbackends; i++) {
 		const struct backend_conf *b = &cfg->backends[i];
 		n = 0;
@@ -914,8 +939,8 @@ void config_free(struct config *cfg)
 	memset(cfg, 0, sizeof(*cfg));
 }
 
-/* Relative certificate paths in a file are relative to the file's directory, so a configuration and its
- * certificates can move together. */
+/* Relative certificate (and ticket key) paths in a file are relative to the file's directory, so a
+ * configuration and its certificates can move together. */
 static int resolve_path(const char *cfgpath, char *path, char *err, size_t errlen)
 {
 	const char *slash = strrchr(cfgpath, '/');
@@ -930,6 +955,8 @@ static int resolve_path(const char *cfgpath, char *path, char *err, size_t errle
 
 static int resolve_paths(const char *cfgpath, struct cmd *c, char *err, size_t errlen)
 {
+	if (c->object == CMD_TICKETS)
+		return resolve_path(cfgpath, c->u.tickets.keys, err, errlen);
 	if (c->object == CMD_CERT)
 		return resolve_path(cfgpath, c->u.cert.cert.chain, err, errlen) ||
 		       resolve_path(cfgpath, c->u.cert.cert.key, err, errlen) ||
@@ -947,7 +974,7 @@ int config_load(const char *path, struct config *cfg, char *err, size_t errlen)
 {
 	char msg[TLSOFF_ERR_MAX], *line = NULL, *argv[256];
 	size_t cap = 0;
-	unsigned lineno = 0;
+	unsigned lineno = 0, tickets_line = 0;
 	int rc = 0;
 	struct cmd *c = malloc(sizeof(*c));
 
@@ -969,6 +996,14 @@ int config_load(const char *path, struct config *cfg, char *err, size_t errlen)
 		    config_apply(cfg, c, msg, sizeof(msg))) {
 			rc = errf(err, errlen, "%s:%u: %s", path, lineno, msg);
 			break;
+		}
+		if (c->object == CMD_TICKETS) {
+			if (tickets_line) {
+				rc = errf(err, errlen, "%s:%u: tickets keys given twice (first on line %u)", path, lineno,
+					  tickets_line);
+				break;
+			}
+			tickets_line = lineno;
 		}
 		if (c->object == CMD_BACKEND && c->verb == CMD_ADD)
 			cfg->backends[cfg->nbackends - 1].line = lineno;

@@ -20,6 +20,7 @@
 #include "engine.h"
 #include "tlsoff/log.h"
 #include "tlsoff/netdev.h"
+#include "tlsoff/notify.h"
 #include "tlsoff/sockmap_splice.h"
 #include "tlsoff/tickets.h"
 
@@ -600,6 +601,7 @@ static int apply_config(struct runtime *rt, struct config *cfg, const char *orig
 	log_notice("%s: configuration generation %u: %u frontend(s), %u backend(s)", origin, g->id, g->nfrontends,
 		   g->nbackends);
 	log_frontends(g);
+	notify_status("serving %u frontend(s) (configuration generation %u, %s)", g->nfrontends, g->id, origin);
 	return 0;
 }
 
@@ -613,6 +615,8 @@ static void reload(struct runtime *rt)
 	if (config_load(rt->config_path, &cfg, err, sizeof(err)) < 0 || apply_config(rt, &cfg, "reload", err, sizeof(err)) < 0) {
 		config_free(&cfg);
 		log_err("reload: %s; running configuration unchanged", err);
+		notify_status("reload failed: %s; serving %u frontend(s) (configuration generation %u)", err,
+			      rt->cur->nfrontends, rt->cur->id);
 		return;
 	}
 	if (rt->control_changes)
@@ -1001,6 +1005,11 @@ int engine_run(struct config *cfg, const struct engine_opts *opts, const struct 
 	log_frontends(rt.cur);
 	log_notice("tlsoffd ready: %u worker(s), pid %d%s%s", rt.nworkers, (int)getpid(),
 		   opts->control_path ? ", control socket " : "", opts->control_path ? opts->control_path : "");
+	{
+		char status[64];
+		snprintf(status, sizeof(status), "serving %u frontend(s)", rt.cur->nfrontends);
+		notify_ready(status);
+	}
 
 	uint64_t drain_deadline = 0, next_rotate = now_ms() + TICKET_ROTATE_SECONDS * 1000ull;
 	unsigned running = rt.nworkers;
@@ -1026,23 +1035,29 @@ int engine_run(struct config *cfg, const struct engine_opts *opts, const struct 
 							   "finish)", sig, opts->drain_seconds);
 						atomic_store(&run_state, DRAINING);
 						drain_deadline = now_ms() + opts->drain_seconds * 1000ull;
+						notify_stopping();
 					} else {
 						log_notice("second signal: stopping now");
+						notify_status("stopping now: closing the open connections");
 						atomic_store(&run_state, STOPPING);
 					}
 					wake_all(&rt);
 				} else if (sig == SIGUSR1) {
 					log_stats(&rt);
 				} else if (sig == SIGHUP) {
-					if (atomic_load(&run_state) == RUNNING)
+					if (atomic_load(&run_state) == RUNNING) {
+						notify_reloading();
 						reload(&rt);
-					else
+						notify_ready(NULL);
+					} else {
 						log_notice("SIGHUP while draining: ignored");
+					}
 				}
 			}
 		}
 		if (drain_deadline && now_ms() >= drain_deadline && atomic_load(&run_state) == DRAINING) {
 			log_notice("drain deadline reached: closing the remaining connections");
+			notify_status("drain deadline reached: closing the remaining connections");
 			atomic_store(&run_state, STOPPING);
 			wake_all(&rt);
 		}

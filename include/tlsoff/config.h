@@ -13,6 +13,7 @@
  *   cert add FRONTEND cert CHAIN.pem key KEY.pem
  *   cert replace FRONTEND cert CHAIN.pem key KEY.pem [old OLDCHAIN.pem]
  *   cert del FRONTEND CHAIN.pem
+ *   tickets keys FILE
  *
  * One parser, table-driven (struct cmd_opt rows), for a file and for a single command line. Errors are a
  * human-readable message; config_load prefixes "FILE:LINE: ". Nothing here opens sockets or certificates:
@@ -87,8 +88,8 @@ struct frontend_conf {
 	unsigned line;
 };
 
-enum cmd_object { CMD_BACKEND, CMD_FRONTEND, CMD_SERVER, CMD_CERT };
-enum cmd_verb { CMD_ADD, CMD_DEL, CMD_DRAIN, CMD_ENABLE, CMD_REPLACE };
+enum cmd_object { CMD_BACKEND, CMD_FRONTEND, CMD_SERVER, CMD_CERT, CMD_TICKETS };
+enum cmd_verb { CMD_ADD, CMD_DEL, CMD_DRAIN, CMD_ENABLE, CMD_REPLACE, CMD_SET /* tickets keys */ };
 
 struct cmd {
 	enum cmd_object object;
@@ -106,6 +107,9 @@ struct cmd {
 			struct cert_conf cert;        /* del: only chain */
 			char old[TLSOFF_PATH_MAX];    /* replace: the chain replaced ("" = the same path) */
 		} cert;
+		struct {
+			char keys[TLSOFF_PATH_MAX];   /* tickets keys FILE */
+		} tickets;
 	} u;
 };
 
@@ -114,6 +118,7 @@ struct config {
 	unsigned nbackends;
 	struct frontend_conf *frontends;
 	unsigned nfrontends;
+	char ticket_keys[TLSOFF_PATH_MAX];   /* session ticket keys shared by a fleet; "" = random in-process keys */
 };
 
 /* Defaults applied by cmd_parse when an option is absent. */

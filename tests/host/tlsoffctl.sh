@@ -35,8 +35,8 @@ PIDS+=($!); HOLD=$!
 exec 7>"$T/hold.in"
 for _ in $(seq 50); do grep -q '^held 3' "$T/hold.out" && break; sleep 0.1; done
 grep -q '^held 3' "$T/hold.out" || fail "tls_client could not hold 3 connections"
-# a transfer in flight too: 8 MB at 2 MB/s
-curl -sS --fail "${CURL[@]}" --limit-rate 2M "$URL/bytes/8000000/5" -o "$T/slow.bin" & SLOW=$!
+# a transfer in flight too: 20 MB at 2 MB/s (it must outlive the conn show checks, on a loaded machine too)
+curl -sS --fail "${CURL[@]}" --limit-rate 2M "$URL/bytes/20000000/5" -o "$T/slow.bin" & SLOW=$!
 sleep 1
 ctl -j conn show >"$T/conns.json" || fail "conn show -j failed"
 n=$(json 'len(d)' <"$T/conns.json"); [ "$n" -ge 4 ] || { cat "$T/conns.json"; fail "conn show: $n connections, want >= 4"; }
@@ -83,7 +83,7 @@ wait $DRAIN || fail "the download on the deleted frontend was cut"
 gen_file 4000000 9 "$T/want9.bin"
 cmp -s "$T/drain.bin" "$T/want9.bin" || fail "the download on the deleted frontend is corrupt"
 wait $SLOW || fail "the slow download failed"
-gen_file 8000000 5 "$T/want5.bin"
+gen_file 20000000 5 "$T/want5.bin"
 cmp -s "$T/slow.bin" "$T/want5.bin" || fail "slow download corrupt"
 
 # ---- backends and servers: add, drain, enable, del ------------------------------------------------

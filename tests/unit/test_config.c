@@ -132,7 +132,7 @@ END_TEST
 /* Every error names what is wrong in words an operator understands. */
 static const struct { const char *cmd, *msg; } bad_cmds[] = {
 	{ "", "empty command" },
-	{ "listener add x", "unknown object 'listener' (expected backend, frontend, server or cert)" },
+	{ "listener add x", "unknown object 'listener' (expected backend, frontend, server, cert or tickets)" },
 	{ "backend make x", "backend: unknown verb 'make' (expected add or del)" },
 	{ "backend add", "backend add: missing NAME" },
 	{ "backend add b@d server 1.2.3.4:5", "backend add: bad name 'b@d'" },
@@ -171,6 +171,11 @@ static const struct { const char *cmd, *msg; } bad_cmds[] = {
 	{ "frontend add f listen 127.0.0.1:1 cert c key k backend b max-conns many", "'many' is not a positive count" },
 	{ "frontend add f listen 127.0.0.1:1 cert c key k", "frontend f: missing 'backend'" },
 	{ "frontend del f extra", "frontend del: unexpected 'extra' after the name" },
+	{ "tickets", "tickets: expected 'keys FILE'" },
+	{ "tickets key /k", "tickets: expected 'keys FILE'" },
+	{ "tickets keys", "usage: tickets keys FILE" },
+	{ "tickets keys /a /b", "usage: tickets keys FILE" },
+	{ "tickets keys \"\"", "tickets keys: bad path ''" },
 };
 
 START_TEST(bad_commands)
@@ -216,6 +221,7 @@ static const struct { const char *text, *msg; } bad_files[] = {
 	  "backend del a\n", ":3: backend 'a' is used by frontend 'f'" },
 	{ "frontend del nope\n", ":1: no frontend 'nope'" },
 	{ "backend add a server 127.0.0.1:1 \"unterminated\n", ":1: unterminated quote" },
+	{ "tickets keys /a.keys\n# rotated\ntickets keys /b.keys\n", ":3: tickets keys given twice (first on line 1)" },
 };
 
 START_TEST(load_bad_file)
@@ -325,6 +331,63 @@ START_TEST(passthrough_routes)
 }
 END_TEST
 
+/* tickets keys FILE: a global directive; relative to the file's directory like certificates, written back
+ * first by config_format, copied by config_copy, replaced by a runtime command. */
+START_TEST(tickets_keys)
+{
+	struct cmd c;
+	struct config cfg, copy, again;
+	static char dump[4096], dump2[4096];
+	ck_assert_msg(parse("tickets keys \"/etc/tlsoff/ticket keys\"", &c) == 0, "%s", err);
+	ck_assert_int_eq(c.object, CMD_TICKETS);
+	ck_assert_int_eq(c.verb, CMD_SET);
+	ck_assert_str_eq(c.u.tickets.keys, "/etc/tlsoff/ticket keys");
+
+	char *path = strdup(write_file("backend add app server 127.0.0.1:8080\n"
+				       "frontend add edge listen 127.0.0.1:8443 cert /c/a.pem key /c/a.key backend app\n"
+				       "tickets keys fleet.keys   # shared by every node\n"));
+	ck_assert_msg(config_load(path, &cfg, err, sizeof(err)) == 0, "%s", err);
+	char want[128];
+	snprintf(want, sizeof(want), "%.*s/fleet.keys", (int)(strrchr(path, '/') - path), path);
+	ck_assert_str_eq(cfg.ticket_keys, want);
+
+	ck_assert_int_eq(config_copy(&copy, &cfg), 0);
+	ck_assert_str_eq(copy.ticket_keys, want);
+	apply(&copy, "tickets keys /other.keys", NULL);   /* at run time: replaces */
+	ck_assert_str_eq(copy.ticket_keys, "/other.keys");
+	ck_assert_str_eq(cfg.ticket_keys, want);
+
+	dump[0] = dump2[0] = '\0';
+	config_format(&cfg, collect, dump);
+	char line[200];
+	snprintf(line, sizeof(line), "tickets keys %s\n", want);
+	ck_assert_msg(strncmp(dump, line, strlen(line)) == 0, "%s", dump);   /* first: before any frontend */
+	const char *path2 = write_file(dump);
+	ck_assert_msg(config_load(path2, &again, err, sizeof(err)) == 0, "%s\n%s", err, dump);
+	config_format(&again, collect, dump2);
+	ck_assert_str_eq(dump, dump2);
+	unlink(path2);
+
+	config_free(&copy);   /* without the directive: no path, no line */
+	config_free(&again);
+	const char *path3 = write_file("backend add app server 127.0.0.1:8080\n"
+				       "frontend add edge listen 127.0.0.1:8443 cert /c/a.pem key /c/a.key backend app\n");
+	ck_assert_msg(config_load(path3, &again, err, sizeof(err)) == 0, "%s", err);
+	ck_assert_int_eq(config_copy(&copy, &again), 0);
+	ck_assert_str_eq(copy.ticket_keys, "");
+	dump[0] = '\0';
+	config_format(&copy, collect, dump);
+	ck_assert_ptr_null(strstr(dump, "tickets"));
+	unlink(path3);
+
+	config_free(&cfg);
+	config_free(&copy);
+	config_free(&again);
+	unlink(path);
+	free(path);
+}
+END_TEST
+
 START_TEST(load_missing_file)
 {
 	struct config cfg;
@@ -348,6 +411,7 @@ int main(void)
 	tcase_add_test(tc, load_missing_file);
 	tcase_add_test(tc, passthrough_routes);
 	tcase_add_test(tc, runtime_commands_and_dump_round_trip);
+	tcase_add_test(tc, tickets_keys);
 	suite_add_tcase(s, tc);
 	return run_suite(s);
 }

@@ -87,6 +87,8 @@ int ctl_change(struct ctl *c, const char *object, int argc, char **argv)
 	if (cmd->object == CMD_CERT)
 		paths_ok = !absolute(c, cmd->u.cert.cert.chain) && !absolute(c, cmd->u.cert.cert.key) &&
 			   !absolute(c, cmd->u.cert.old);
+	if (cmd->object == CMD_TICKETS)
+		paths_ok = !absolute(c, cmd->u.tickets.keys);
 	if (!paths_ok) {
 		free(cmd);
 		return ctl_usage(c, object, "certificate path too long");

@@ -30,3 +30,11 @@ int cmd_config(struct ctl *c, int argc, char **argv)
 		printf("# tlsoffd running configuration (tlsoffctl config dump)\n");
 	return ctl_show(c, ctl_get_request(c, TLSOFF_CMD_CONFIG_GET, NULL), print_line, true, NULL);
 }
+
+/* tickets keys FILE: the same command as in tlsoff.conf (a dump's first line), so -batch replays a dump. */
+int cmd_tickets(struct ctl *c, int argc, char **argv)
+{
+	if (argc == 0 || ctl_wants_help(argc, argv))
+		return argc ? ctl_help("tickets") : ctl_usage(c, "tickets", "usage: tickets keys FILE");
+	return ctl_change(c, "tickets", argc, argv);
+}

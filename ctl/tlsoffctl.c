@@ -19,6 +19,7 @@ int cmd_stats(struct ctl *c, int argc, char **argv);
 int cmd_status(struct ctl *c, int argc, char **argv);
 int cmd_offload(struct ctl *c, int argc, char **argv);
 int cmd_config(struct ctl *c, int argc, char **argv);
+int cmd_tickets(struct ctl *c, int argc, char **argv);
 
 const struct object ctl_objects[] = {
 	{ "frontend", cmd_frontend,
@@ -51,6 +52,7 @@ const struct object ctl_objects[] = {
 	  "offload show [dev DEV]\n"
 	  "offload set dev DEV tls-hw-tx|tls-hw-rx|tls-hw-record on|off\n" },
 	{ "config", cmd_config, "config dump\n" },
+	{ "tickets", cmd_tickets, "tickets keys FILE      session ticket keys shared by a fleet (re-read now)\n" },
 	{ NULL, NULL, NULL },
 };
 

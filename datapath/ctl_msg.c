@@ -102,6 +102,7 @@ static const char *const cmd_names[] = {
 	[TLSOFF_CMD_OFFLOAD_GET - NLMSG_MIN_TYPE] = "offload show",
 	[TLSOFF_CMD_OFFLOAD_SET - NLMSG_MIN_TYPE] = "offload set",
 	[TLSOFF_CMD_CONFIG_GET - NLMSG_MIN_TYPE] = "config dump",
+	[TLSOFF_CMD_TICKETS_SET - NLMSG_MIN_TYPE] = "tickets keys",
 };
 
 const char *ctl_cmd_name(int type)
@@ -510,7 +511,7 @@ static const struct { enum cmd_object object; enum cmd_verb verb; int type; } cm
 	{ CMD_SERVER, CMD_ADD, TLSOFF_CMD_SERVER_ADD },     { CMD_SERVER, CMD_DEL, TLSOFF_CMD_SERVER_DEL },
 	{ CMD_SERVER, CMD_DRAIN, TLSOFF_CMD_SERVER_DRAIN }, { CMD_SERVER, CMD_ENABLE, TLSOFF_CMD_SERVER_ENABLE },
 	{ CMD_CERT, CMD_ADD, TLSOFF_CMD_CERT_ADD },         { CMD_CERT, CMD_REPLACE, TLSOFF_CMD_CERT_REPLACE },
-	{ CMD_CERT, CMD_DEL, TLSOFF_CMD_CERT_DEL },
+	{ CMD_CERT, CMD_DEL, TLSOFF_CMD_CERT_DEL },         { CMD_TICKETS, CMD_SET, TLSOFF_CMD_TICKETS_SET },
 };
 
 struct nl_msg *ctl_cmd_encode(const struct cmd *c, uint32_t seq)
@@ -528,6 +529,7 @@ struct nl_msg *ctl_cmd_encode(const struct cmd *c, uint32_t seq)
 	case TLSOFF_CMD_BACKEND_ADD: rc = ctl_put_backend(m, &c->u.backend, NULL); break;
 	case TLSOFF_CMD_FRONTEND_DEL:
 	case TLSOFF_CMD_BACKEND_DEL: rc = nla_put_string(m, TLSOFF_A_NAME, c->u.name); break;
+	case TLSOFF_CMD_TICKETS_SET: rc = nla_put_string(m, TLSOFF_A_NAME, c->u.tickets.keys); break;
 	case TLSOFF_CMD_SERVER_ADD:
 	case TLSOFF_CMD_SERVER_DEL:
 	case TLSOFF_CMD_SERVER_DRAIN:
@@ -621,6 +623,14 @@ int ctl_cmd_decode(const struct nlmsghdr *h, struct nlattr **tb, struct cmd *c, 
 		word_str(&w, "old", ct[TLSOFF_CERT_OLD]);
 		return parse_words(&w, c, err, errlen);
 	}
+	}
+	if (h->nlmsg_type == TLSOFF_CMD_TICKETS_SET) {
+		if ((rc = need(tb, TLSOFF_A_NAME, "the key file", name, err, errlen)))
+			return rc;
+		word(&w, "tickets");
+		word(&w, "keys");
+		word(&w, nla_get_string(tb[TLSOFF_A_NAME]));
+		return parse_words(&w, c, err, errlen);
 	}
 	snprintf(err, errlen, "message type %u is not a configuration command", h->nlmsg_type);
 	return -EINVAL;

@@ -515,6 +515,8 @@ static void log_frontends(const struct generation *g)
  * generation they started with. On error (err set) nothing changes; on success cfg is consumed. */
 static int apply_config(struct runtime *rt, struct config *cfg, const char *origin, char *err, size_t errlen)
 {
+	if (tickets_prepare(cfg->ticket_keys, err, errlen) < 0)
+		return -1;
 	struct generation *g = gen_build(cfg, rt->cur->id + 1, rt->cur, err, errlen);
 	if (!g)
 		return -1;
@@ -597,6 +599,7 @@ static int apply_config(struct runtime *rt, struct config *cfg, const char *orig
 	config_free(&rt->running);
 	rt->running = *cfg;
 	memset(cfg, 0, sizeof(*cfg));
+	tickets_commit();
 	wake_all(rt);
 	log_notice("%s: configuration generation %u: %u frontend(s), %u backend(s)", origin, g->id, g->nfrontends,
 		   g->nbackends);
@@ -960,6 +963,11 @@ int engine_run(struct config *cfg, const struct engine_opts *opts, const struct 
 		log_err("cannot create session ticket keys");
 		return 1;
 	}
+	if (tickets_configure(cfg->ticket_keys, err, sizeof(err)) < 0) {
+		log_err("ticket keys: %s", err);
+		tickets_cleanup();
+		return 1;
+	}
 	/* Signals go to this thread only (signalfd below); the workers never see them. */
 	sigset_t set;
 	sigemptyset(&set);
@@ -1065,6 +1073,7 @@ int engine_run(struct config *cfg, const struct engine_opts *opts, const struct 
 			tickets_rotate();
 			next_rotate = now_ms() + TICKET_ROTATE_SECONDS * 1000ull;
 		}
+		tickets_tick();
 		reap_generations(&rt);
 		control_tick(ml.ctl);
 		running = 0;

@@ -18,6 +18,7 @@
 #include "tlsoff/control.h"
 #include "tlsoff/ktls.h"
 #include "tlsoff/log.h"
+#include "tlsoff/tickets.h"
 #include "tlsoff/version.h"
 
 
@@ -26,6 +27,7 @@ static void usage(FILE *out)
 	fputs("usage: tlsoffd -f FILE [options]     serve the configuration in FILE\n"
 	      "       tlsoffd -f FILE --check        parse and load FILE (certificates too), then exit\n"
 	      "       tlsoffd --probe [-j]           report the kernel's kTLS capabilities (-j: JSON)\n"
+	      "       tlsoffd --gen-ticket-key       print a new session ticket key (a line for `tickets keys FILE`)\n"
 	      "       tlsoffd --version | --help\n"
 	      "options:\n"
 	      "  -w, --workers N          worker threads (default: one per CPU)\n"
@@ -106,7 +108,7 @@ int main(int argc, char **argv)
 		{ "syslog", no_argument, NULL, 'S' },      { "drain-timeout", required_argument, NULL, 'D' },
 		{ "version", no_argument, NULL, 'V' },     { "help", no_argument, NULL, 'h' },
 		{ "control", required_argument, NULL, 'C' }, { "control-group", required_argument, NULL, 'G' },
-		{ "steer", required_argument, NULL, 'T' },
+		{ "steer", required_argument, NULL, 'T' },   { "gen-ticket-key", no_argument, NULL, 'K' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *file = NULL;
@@ -159,6 +161,16 @@ int main(int argc, char **argv)
 				return 2;
 			}
 			break;
+		case 'K': {
+			char key[128];
+			if (tickets_gen_key(key, sizeof(key)) < 0) {
+				fprintf(stderr, "tlsoffd: cannot make a ticket key\n");
+				return 1;
+			}
+			printf("%s\n", key);
+			OPENSSL_cleanse(key, sizeof(key));
+			return 0;
+		}
 		case 'V':
 			printf("tlsoffd %s (%s)\n", TLSOFF_VERSION, OpenSSL_version(OPENSSL_VERSION));
 			return 0;
@@ -212,6 +224,11 @@ int main(int argc, char **argv)
 				return 1;
 			}
 			tls_frontend_free(tf);
+		}
+		if (cfg.ticket_keys[0] && tickets_check_file(cfg.ticket_keys, err, sizeof(err)) < 0) {
+			fprintf(stderr, "tlsoffd: ticket keys: %s\n", err);
+			config_free(&cfg);
+			return 1;
 		}
 		printf("%s: ok (%u frontends, %u backends)\n", file, cfg.nfrontends, cfg.nbackends);
 		config_free(&cfg);

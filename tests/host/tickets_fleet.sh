@@ -124,6 +124,12 @@ expect_in n2 "reload: $T/broken.keys:1: not a base64 key.*running configuration 
 [ "$(resume "$P2" 1_3 "$T/r3-1_3" "$T/hup2")" = Reused ] || fail "a refused reload changed the keys"
 "$B/tlsoffctl" -s "$T/n1.ctl" config dump >"$T/dump" || fail "config dump"
 grep -qx "tickets keys $T/fleet.keys" "$T/dump" || { cat "$T/dump"; fail "config dump lacks the tickets line"; }
+# the same command over the control socket (what tlsoffctl -batch of a dump sends): instance 1 takes
+# other.keys, refuses the broken file with its line, and resumes sessions of the key it now has
+"$B/tlsoffctl" -s "$T/n1.ctl" tickets keys "$T/broken.keys" 2>"$T/err" && fail "tlsoffctl tickets keys took a broken file"
+grep -q "broken.keys:1: not a base64 key" "$T/err" || fail "tlsoffctl tickets keys: $(cat "$T/err")"
+"$B/tlsoffctl" -s "$T/n1.ctl" tickets keys "$T/other.keys" || fail "tlsoffctl tickets keys other.keys"
+[ "$(resume "$P1" 1_3 "$T/r3-1_3" "$T/ctl1")" = Reused ] || fail "after tlsoffctl tickets keys, instance 1 does not use other.keys"
 
 log "a broken key file: tlsoffd does not start, and says where"
 node_conf bad "$(free_port)" broken.keys

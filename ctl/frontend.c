@@ -12,9 +12,11 @@ static int print_frontend(const struct nlmsghdr *h, struct nlattr **tb, void *ar
 	struct nlattr *ft[TLSOFF_FE_MAX + 1];
 	char alpn[TLSOFF_ALPN_MAX * 2];
 	int rc;
-	if (!tb[TLSOFF_A_FRONTEND] || (rc = ctl_get_frontend(tb[TLSOFF_A_FRONTEND], &f, err, errlen)) < 0 ||
+	if (!tb[TLSOFF_A_FRONTEND])
+		return -EPROTO;
+	if ((rc = ctl_get_frontend(tb[TLSOFF_A_FRONTEND], &f, err, errlen)) < 0 ||
 	    (rc = ctl_parse_nested(ft, TLSOFF_FE_MAX, tb[TLSOFF_A_FRONTEND], ctl_fe_policy, "frontend", err, errlen)) < 0)
-		return tb[TLSOFF_A_FRONTEND] ? rc : -EPROTO;
+		return rc;
 	unsigned conns = attr_u32(ft, TLSOFF_FE_CONNS);
 	tlsoff_alpn_format(f.alpn, f.alpn_len, alpn, sizeof(alpn));
 	if (s->c->json) {

@@ -811,8 +811,10 @@ int config_copy(struct config *dst, const struct config *src)
 		config_free(dst);
 		return -1;
 	}
-	memcpy(dst->backends, src->backends, src->nbackends * sizeof(*dst->backends));
-	memcpy(dst->frontends, src->frontends, src->nfrontends * sizeof(*dst->frontends));
+	if (src->nbackends)   /* an empty configuration has NULL arrays: memcpy from NULL is undefined */
+		memcpy(dst->backends, src->backends, src->nbackends * sizeof(*dst->backends));
+	if (src->nfrontends)
+		memcpy(dst->frontends, src->frontends, src->nfrontends * sizeof(*dst->frontends));
 	dst->nbackends = src->nbackends;
 	dst->nfrontends = src->nfrontends;
 	memcpy(dst->ticket_keys, src->ticket_keys, sizeof(dst->ticket_keys));

@@ -97,7 +97,8 @@ static struct nlmsghdr *raw(int type, const void *attrs, size_t len, int version
 	h->nlmsg_type = (uint16_t)type;
 	h->nlmsg_flags = NLM_F_REQUEST;
 	((struct tlsoff_ctlhdr *)NLMSG_DATA(h))->version = (uint8_t)version;
-	memcpy(buf + NLMSG_HDRLEN + 4, attrs, len);
+	if (len)
+		memcpy(buf + NLMSG_HDRLEN + 4, attrs, len);
 	return h;
 }
 

@@ -1,5 +1,6 @@
 /* config.c — the command grammar (see include/tlsoff/config.h): one table row per option keyword. */
 #include "tlsoff/config.h"
+#include "tlsoff/log.h"
 #include "tlsoff/tls_ctx.h"
 
 #include <arpa/inet.h>
@@ -8,21 +9,10 @@
 #include <limits.h>
 #include <netdb.h>
 #include <netinet/in.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <openssl/ssl.h>
-
-static int errf(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int errf(char *err, size_t errlen, const char *fmt, ...)
-{
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(err, errlen, fmt, ap);
-	va_end(ap);
-	return -1;
-}
 
 /* ---- words ------------------------------------------------------------------------------------- */
 

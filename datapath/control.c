@@ -444,26 +444,17 @@ static int do_stats(struct request *r)
 static int do_status(struct request *r)
 {
 	struct engine_status st;
-	const struct config *cfg = engine_config(r->ctl->rt);
 	engine_status(r->ctl->rt, &st);
 	struct nl_msg *m = part(r->h);
 	struct nlattr *n = m ? nla_nest_start(m, TLSOFF_A_STATUS) : NULL;
 	int rc = n ? 0 : -1;
-	unsigned conns = 0;
-	struct conn_info *v;
-	size_t nv;
-	(void)cfg;
-	if (engine_conns(r->ctl->rt, &v, &nv, r->err, r->errlen) == 0) {
-		conns = (unsigned)nv;
-		free(v);
-	}
 	if (n) {
 		rc |= nla_put_string(m, TLSOFF_STATUS_VERSION, TLSOFF_VERSION);
 		rc |= nla_put_u32(m, TLSOFF_STATUS_PID, (uint32_t)getpid());
 		rc |= nla_put_u64(m, TLSOFF_STATUS_UPTIME_S, st.uptime_ms / 1000);
 		rc |= nla_put_u32(m, TLSOFF_STATUS_WORKERS, st.workers);
 		rc |= nla_put_u32(m, TLSOFF_STATUS_GENERATION, st.generation);
-		rc |= nla_put_u32(m, TLSOFF_STATUS_CONNS, conns);
+		rc |= nla_put_u32(m, TLSOFF_STATUS_CONNS, st.conns);
 		rc |= nla_put_string(m, TLSOFF_STATUS_KERNEL, st.caps->release);
 		rc |= nla_put_u8(m, TLSOFF_STATUS_TLS_ULP, st.caps->ulp);
 		rc |= nla_put_string(m, TLSOFF_STATUS_TLS_ULP_WHY, st.caps->ulp ? "" : st.caps->why);

@@ -748,8 +748,18 @@ struct tls_frontend *engine_frontend_tls(const struct runtime *rt, const char *n
 	return NULL;
 }
 
+/* Open connections, from each worker's own counter: no snapshot needed. */
+static unsigned open_conns(const struct runtime *rt)
+{
+	unsigned open = 0;
+	for (unsigned i = 0; i < rt->nworkers; i++)
+		open += atomic_load_explicit(&rt->workers[i].nconns, memory_order_relaxed);
+	return open;
+}
+
 void engine_status(const struct runtime *rt, struct engine_status *st)
 {
+	st->conns = open_conns(rt);
 	st->workers = rt->nworkers;
 	st->generation = rt->cur->id;
 	st->uptime_ms = now_ms() - rt->start_ms;
@@ -895,9 +905,7 @@ static void log_stats(const struct runtime *rt)
 {
 	/* Heap bytes in use (main arena: run with MALLOC_ARENA_MAX=1 to count every thread's allocations) next
 	 * to the open connections: what an offloaded connection costs. */
-	unsigned open = 0;
-	for (unsigned i = 0; i < rt->nworkers; i++)
-		open += atomic_load_explicit(&rt->workers[i].nconns, memory_order_relaxed);
+	unsigned open = open_conns(rt);
 	struct mallinfo2 mi = mallinfo2();
 #define C(f) atomic_load_explicit(&counters.f, memory_order_relaxed)
 	log_notice("stats: connections=%u heap_in_use=%zu accepted=%lu refused_max_conns=%lu "

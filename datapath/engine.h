@@ -199,7 +199,7 @@ int engine_conn_kill(struct runtime *rt, uint64_t id);
 /* The TLS state of the running frontend `name` (certificates as loaded), or NULL. */
 struct tls_frontend *engine_frontend_tls(const struct runtime *rt, const char *name);
 struct engine_status {
-	unsigned workers, generation;
+	unsigned workers, generation, conns;         /* conns: open, all workers (their own counters) */
 	uint64_t uptime_ms;
 	const struct ktls_caps *caps;
 	const char *config_path;

@@ -178,7 +178,7 @@ _tlsoffctl()
         elif [[ $cur == -* ]]; then
             _tlsoffctl_reply "-j -p -s -batch -force -V --help"
         else
-            _tlsoffctl_reply "frontend backend server cert conn stats status offload config"
+            _tlsoffctl_reply "frontend backend server cert conn stats status offload config tickets metrics"
         fi
         return 0
     fi
@@ -192,6 +192,8 @@ _tlsoffctl()
             conn)               _tlsoffctl_reply "show kill help" ;;
             offload)            _tlsoffctl_reply "show set help" ;;
             config)             _tlsoffctl_reply "dump help" ;;
+            tickets)            _tlsoffctl_reply "keys help" ;;
+            metrics)            _tlsoffctl_reply "listen off help" ;;
             stats | status)     ;;   # no verb, no arguments
         esac
         return 0
@@ -257,7 +259,9 @@ _tlsoffctl()
                 2) _tlsoffctl_reply "tls-hw-tx tls-hw-rx tls-hw-record" ;;
                 3) _tlsoffctl_reply "on off" ;;
             esac ;;
-        *)  # conn kill ID, config dump, stats, status, help: nothing to offer
+        tickets/keys)
+            (( n == 0 )) && _tlsoffctl_files ;;
+        *)  # conn kill ID, config dump, stats, status, metrics listen ADDR:PORT, help: nothing to offer
             ;;
     esac
     return 0

@@ -38,3 +38,11 @@ int cmd_tickets(struct ctl *c, int argc, char **argv)
 		return argc ? ctl_help("tickets") : ctl_usage(c, "tickets", "usage: tickets keys FILE");
 	return ctl_change(c, "tickets", argc, argv);
 }
+
+/* metrics listen ADDR:PORT | metrics off: likewise the same command as in tlsoff.conf. */
+int cmd_metrics(struct ctl *c, int argc, char **argv)
+{
+	if (argc == 0 || ctl_wants_help(argc, argv))
+		return argc ? ctl_help("metrics") : ctl_usage(c, "metrics", "usage: metrics listen ADDR:PORT | metrics off");
+	return ctl_change(c, "metrics", argc, argv);
+}

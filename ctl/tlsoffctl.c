@@ -20,6 +20,7 @@ int cmd_status(struct ctl *c, int argc, char **argv);
 int cmd_offload(struct ctl *c, int argc, char **argv);
 int cmd_config(struct ctl *c, int argc, char **argv);
 int cmd_tickets(struct ctl *c, int argc, char **argv);
+int cmd_metrics(struct ctl *c, int argc, char **argv);
 
 const struct object ctl_objects[] = {
 	{ "frontend", cmd_frontend,
@@ -53,6 +54,9 @@ const struct object ctl_objects[] = {
 	  "offload set dev DEV tls-hw-tx|tls-hw-rx|tls-hw-record on|off\n" },
 	{ "config", cmd_config, "config dump\n" },
 	{ "tickets", cmd_tickets, "tickets keys FILE      session ticket keys shared by a fleet (re-read now)\n" },
+	{ "metrics", cmd_metrics,
+	  "metrics listen ADDR:PORT   serve Prometheus metrics at http://ADDR:PORT/metrics\n"
+	  "metrics off\n" },
 	{ NULL, NULL, NULL },
 };
 

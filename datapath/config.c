@@ -471,6 +471,23 @@ static int parse_tickets(int argc, char **argv, struct cmd *out, char *err, size
 	return path_arg("tickets keys", argv[2], out->u.tickets.keys, err, errlen);
 }
 
+/* metrics listen ADDR:PORT | metrics off */
+static int parse_metrics(int argc, char **argv, struct cmd *out, char *err, size_t errlen)
+{
+	out->object = CMD_METRICS;
+	out->verb = CMD_SET;
+	if (argc == 2 && !strcmp(argv[1], "off"))
+		return 0;
+	if (argc < 2 || strcmp(argv[1], "listen"))
+		return errf(err, errlen, "metrics: expected 'listen ADDR:PORT' or 'off'");
+	if (argc != 3)
+		return errf(err, errlen, "usage: metrics listen ADDR:PORT | metrics off");
+	char msg[TLSOFF_ERR_MAX];
+	if (tlsoff_addr_parse(argv[2], true, &out->u.metrics, msg, sizeof(msg)) < 0)
+		return errf(err, errlen, "metrics listen: %s", msg);
+	return 0;
+}
+
 static bool option_seen(unsigned seen, const char *kw)
 {
 	for (const struct cmd_opt *o = frontend_opts; o->kw; o++)
@@ -527,11 +544,13 @@ int cmd_parse(int argc, char **argv, struct cmd *out, char *err, size_t errlen)
 		return parse_cert(argc, argv, out, err, errlen);
 	if (!strcmp(argv[0], "tickets"))
 		return parse_tickets(argc, argv, out, err, errlen);
+	if (!strcmp(argv[0], "metrics"))
+		return parse_metrics(argc, argv, out, err, errlen);
 	for (size_t i = 0; i < sizeof(objects) / sizeof(objects[0]); i++)
 		if (!strcmp(argv[0], objects[i].word))
 			def = &objects[i];
 	if (!def)
-		return errf(err, errlen, "unknown object '%s' (expected backend, frontend, server, cert or tickets)",
+		return errf(err, errlen, "unknown object '%s' (expected backend, frontend, server, cert, tickets or metrics)",
 			    argv[0]);
 	out->object = def->object;
 	if (argc < 2)
@@ -735,6 +754,9 @@ int config_apply(struct config *cfg, const struct cmd *c, char *err, size_t errl
 			if (same_addr(&cfg->frontends[i].listen, &c->u.frontend.listen))
 				return errf(err, errlen, "frontend '%s': %s is already the listen address of '%s'",
 					    c->u.frontend.name, c->u.frontend.listen.text, cfg->frontends[i].name);
+		if (cfg->metrics.text[0] && same_addr(&cfg->metrics, &c->u.frontend.listen))
+			return errf(err, errlen, "frontend '%s': %s is the metrics address", c->u.frontend.name,
+				    c->u.frontend.listen.text);
 		struct frontend_conf *n = realloc(cfg->frontends, (cfg->nfrontends + 1) * sizeof(*n));
 		if (!n)
 			return errf(err, errlen, "out of memory");
@@ -760,6 +782,14 @@ int config_apply(struct config *cfg, const struct cmd *c, char *err, size_t errl
 		return apply_cert(cfg, c, err, errlen);
 	if (c->object == CMD_TICKETS) {   /* a file refuses a second one (config_load); at run time it replaces */
 		snprintf(cfg->ticket_keys, sizeof(cfg->ticket_keys), "%s", c->u.tickets.keys);
+		return 0;
+	}
+	if (c->object == CMD_METRICS) {   /* likewise */
+		for (unsigned i = 0; c->u.metrics.text[0] && i < cfg->nfrontends; i++)
+			if (same_addr(&cfg->frontends[i].listen, &c->u.metrics))
+				return errf(err, errlen, "metrics listen %s: frontend %s listens there", c->u.metrics.text,
+					    cfg->frontends[i].name);
+		cfg->metrics = c->u.metrics;
 		return 0;
 	}
 	int i = find_frontend(cfg, c->u.name);
@@ -808,6 +838,7 @@ int config_copy(struct config *dst, const struct config *src)
 	dst->nbackends = src->nbackends;
 	dst->nfrontends = src->nfrontends;
 	memcpy(dst->ticket_keys, src->ticket_keys, sizeof(dst->ticket_keys));
+	dst->metrics = src->metrics;
 	return 0;
 }
 
@@ -862,6 +893,11 @@ void config_format(const struct config *cfg, void (*line)(const char *text, void
 	if (cfg->ticket_keys[0]) {
 		n = 0;
 		W("tickets"); W("keys"); W(cfg->ticket_keys);
+		line(buf, arg);
+	}
+	if (cfg->metrics.text[0]) {
+		n = 0;
+		W("metrics"); W("listen"); W(cfg->metrics.text);
 		line(buf, arg);
 	}
 	for (unsigned i = 0; i < cfg->nbackends; i++) {
@@ -966,7 +1002,7 @@ int config_load(const char *path, struct config *cfg, char *err, size_t errlen)
 {
 	char msg[TLSOFF_ERR_MAX], *line = NULL, *argv[256];
 	size_t cap = 0;
-	unsigned lineno = 0, tickets_line = 0;
+	unsigned lineno = 0, tickets_line = 0, metrics_line = 0;
 	int rc = 0;
 	struct cmd *c = malloc(sizeof(*c));
 
@@ -996,6 +1032,14 @@ int config_load(const char *path, struct config *cfg, char *err, size_t errlen)
 				break;
 			}
 			tickets_line = lineno;
+		}
+		if (c->object == CMD_METRICS) {
+			if (metrics_line) {
+				rc = errf(err, errlen, "%s:%u: metrics given twice (first on line %u)", path, lineno,
+					  metrics_line);
+				break;
+			}
+			metrics_line = lineno;
 		}
 		if (c->object == CMD_BACKEND && c->verb == CMD_ADD)
 			cfg->backends[cfg->nbackends - 1].line = lineno;

@@ -12,6 +12,7 @@
 #include <openssl/err.h>
 
 #include "engine.h"
+#include "metrics.h"
 #include "tlsoff/ktls_record.h"
 #include "tlsoff/log.h"
 
@@ -156,6 +157,12 @@ void conn_free(struct conn *c)
 	struct frontend_rt *fe = c->fe;
 
 	sm_unpair(c);                         /* counters first: the log line below reports them */
+	if (c->datapath == DATAPATH_SOCKMAP) {
+		metrics_bytes(MP_SOCKMAP, MD_IN, c->up.bytes);
+		metrics_bytes(MP_SOCKMAP, MD_OUT, c->down.bytes);
+	}
+	if (c->error)
+		metrics_conn_error(c->close_reason);
 	if (c->state != CS_HANDSHAKE || c->error) {
 		char ktls[16];
 		snprintf(ktls, sizeof(ktls), "%s%s%s", c->ktls & KTLS_TX ? "tx" : "", c->ktls == (KTLS_TX | KTLS_RX) ? "+" : "",
@@ -365,6 +372,7 @@ static void choose_datapath(struct conn *c)
 		c->txconf = (uint8_t)d.txconf;
 		c->rxconf = (uint8_t)d.rxconf;
 	}
+	metrics_ktls_installed(c->txconf, c->rxconf);
 	/* The kernel has the keys: keep only what KeyUpdate needs (TLS 1.3 on kernels that can rekey) and
 	 * free the SSL object with every other secret in it. */
 	if (v == 1 && caps->rekey)
@@ -454,6 +462,7 @@ static void handshake(struct conn *c)
 				snprintf(why, sizeof(why), "handshake: %s", tls_error_string(ebuf, sizeof(ebuf)));
 			set_reason(c, why);
 			COUNT(handshake_failed);
+			metrics_handshake(NULL, NULL, MR_FAILED);
 		}
 		return;
 	}
@@ -465,6 +474,7 @@ static void handshake(struct conn *c)
 	log_safe_copy(c->sni, sizeof(c->sni), sni ? sni : "");
 	c->version = SSL_get_version(c->ssl);
 	c->cipher = SSL_CIPHER_get_name(SSL_get_current_cipher(c->ssl));
+	metrics_handshake(c->version, c->cipher, SSL_session_reused(c->ssl) ? MR_RESUMED : MR_FULL);
 	if (c->be->conf.proxy_protocol == 2) {
 		const unsigned char *alpn = NULL;
 		unsigned alpn_len = 0;

@@ -576,6 +576,7 @@ static const struct handler {
 	{ TLSOFF_CMD_OFFLOAD_SET, do_offload_set, false, true },
 	{ TLSOFF_CMD_CONFIG_GET, do_config_get, true, false },
 	{ TLSOFF_CMD_TICKETS_SET, do_change, false, true },
+	{ TLSOFF_CMD_METRICS_SET, do_change, false, true },
 };
 
 /* The object a request names, for the log line. */

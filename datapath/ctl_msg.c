@@ -103,6 +103,7 @@ static const char *const cmd_names[] = {
 	[TLSOFF_CMD_OFFLOAD_SET - NLMSG_MIN_TYPE] = "offload set",
 	[TLSOFF_CMD_CONFIG_GET - NLMSG_MIN_TYPE] = "config dump",
 	[TLSOFF_CMD_TICKETS_SET - NLMSG_MIN_TYPE] = "tickets keys",
+	[TLSOFF_CMD_METRICS_SET - NLMSG_MIN_TYPE] = "metrics",
 };
 
 const char *ctl_cmd_name(int type)
@@ -512,6 +513,7 @@ static const struct { enum cmd_object object; enum cmd_verb verb; int type; } cm
 	{ CMD_SERVER, CMD_DRAIN, TLSOFF_CMD_SERVER_DRAIN }, { CMD_SERVER, CMD_ENABLE, TLSOFF_CMD_SERVER_ENABLE },
 	{ CMD_CERT, CMD_ADD, TLSOFF_CMD_CERT_ADD },         { CMD_CERT, CMD_REPLACE, TLSOFF_CMD_CERT_REPLACE },
 	{ CMD_CERT, CMD_DEL, TLSOFF_CMD_CERT_DEL },         { CMD_TICKETS, CMD_SET, TLSOFF_CMD_TICKETS_SET },
+	{ CMD_METRICS, CMD_SET, TLSOFF_CMD_METRICS_SET },
 };
 
 struct nl_msg *ctl_cmd_encode(const struct cmd *c, uint32_t seq)
@@ -530,6 +532,7 @@ struct nl_msg *ctl_cmd_encode(const struct cmd *c, uint32_t seq)
 	case TLSOFF_CMD_FRONTEND_DEL:
 	case TLSOFF_CMD_BACKEND_DEL: rc = nla_put_string(m, TLSOFF_A_NAME, c->u.name); break;
 	case TLSOFF_CMD_TICKETS_SET: rc = nla_put_string(m, TLSOFF_A_NAME, c->u.tickets.keys); break;
+	case TLSOFF_CMD_METRICS_SET: rc = nla_put_string(m, TLSOFF_A_NAME, c->u.metrics.text); break;
 	case TLSOFF_CMD_SERVER_ADD:
 	case TLSOFF_CMD_SERVER_DEL:
 	case TLSOFF_CMD_SERVER_DRAIN:
@@ -630,6 +633,16 @@ int ctl_cmd_decode(const struct nlmsghdr *h, struct nlattr **tb, struct cmd *c, 
 		word(&w, "tickets");
 		word(&w, "keys");
 		word(&w, nla_get_string(tb[TLSOFF_A_NAME]));
+		return parse_words(&w, c, err, errlen);
+	}
+	if (h->nlmsg_type == TLSOFF_CMD_METRICS_SET) {
+		if ((rc = need(tb, TLSOFF_A_NAME, "the address", name, err, errlen)))
+			return rc;
+		const char *addr = nla_get_string(tb[TLSOFF_A_NAME]);
+		word(&w, "metrics");
+		word(&w, addr[0] ? "listen" : "off");
+		if (addr[0])
+			word(&w, addr);
 		return parse_words(&w, c, err, errlen);
 	}
 	snprintf(err, errlen, "message type %u is not a configuration command", h->nlmsg_type);

@@ -23,6 +23,7 @@
 #include "tlsoff/notify.h"
 #include "tlsoff/sockmap_splice.h"
 #include "tlsoff/tickets.h"
+#include "metrics.h"
 
 #define TICK_MS          250
 #define ACCEPT_PAUSE_MS  100
@@ -285,6 +286,7 @@ struct runtime {
 	char sockmap_why[512];
 	enum steer_mode steer;
 	char steering[96];                    /* what the last group got, for tlsoffctl status */
+	struct metrics_http *metrics;         /* `metrics listen`: on the main thread's epoll */
 };
 
 /* Listening groups opened for generation g in the prepared sets (sets[w][f] = worker w's listener for
@@ -513,7 +515,7 @@ static void log_frontends(const struct generation *g)
  * listening before this returns, so a frontend accepts as soon as its command is acked), handed to the
  * workers. New frontends, certificates and backends apply to new connections; open connections keep the
  * generation they started with. On error (err set) nothing changes; on success cfg is consumed. */
-static int apply_config(struct runtime *rt, struct config *cfg, const char *origin, char *err, size_t errlen)
+static int apply_generation(struct runtime *rt, struct config *cfg, const char *origin, char *err, size_t errlen)
 {
 	if (tickets_prepare(cfg->ticket_keys, err, errlen) < 0)
 		return -1;
@@ -605,6 +607,19 @@ static int apply_config(struct runtime *rt, struct config *cfg, const char *orig
 		   g->nbackends);
 	log_frontends(g);
 	notify_status("serving %u frontend(s) (configuration generation %u, %s)", g->nfrontends, g->id, origin);
+	return 0;
+}
+
+/* ... with the metrics endpoint, which binds first and switches only if everything else succeeded. */
+static int apply_config(struct runtime *rt, struct config *cfg, const char *origin, char *err, size_t errlen)
+{
+	if (metrics_http_prepare(rt->metrics, &cfg->metrics, err, errlen) < 0)
+		return -1;
+	if (apply_generation(rt, cfg, origin, err, errlen) < 0) {
+		metrics_http_abort(rt->metrics);
+		return -1;
+	}
+	metrics_http_commit(rt->metrics);
 	return 0;
 }
 
@@ -755,6 +770,30 @@ static unsigned open_conns(const struct runtime *rt)
 	for (unsigned i = 0; i < rt->nworkers; i++)
 		open += atomic_load_explicit(&rt->workers[i].nconns, memory_order_relaxed);
 	return open;
+}
+
+/* What a scrape shows besides metrics.c's own counters (main thread: rt->cur is stable here). */
+static void metrics_view(struct metrics_view *v, void *arg)
+{
+	const struct runtime *rt = arg;
+	const struct generation *g = rt->cur;
+	struct metrics_frontend *fe = calloc(g->nfrontends ? g->nfrontends : 1, sizeof(*fe));
+	for (unsigned i = 0; fe && i < g->nfrontends; i++) {
+		fe[i].name = g->frontends[i].conf.name;
+		fe[i].mode = tlsoff_mode_name(g->frontends[i].conf.mode);
+		fe[i].open = atomic_load_explicit(g->frontends[i].conns, memory_order_relaxed);
+	}
+	v->fe = fe;
+	v->nfe = fe ? g->nfrontends : 0;
+#define C(f) atomic_load_explicit(&counters.f, memory_order_relaxed)
+	v->accepted = C(accepted);
+	v->refused_max_conns = C(refused_max_conns);
+	v->rekeys = C(rekeys);
+#undef C
+	v->workers = rt->nworkers;
+	v->generation = g->id;
+	v->uptime_s = (now_ms() - rt->start_ms) / 1000;
+	v->tls_stat_path = "/proc/net/tls_stat";
 }
 
 void engine_status(const struct runtime *rt, struct engine_status *st)
@@ -939,6 +978,13 @@ static int main_loop_open(struct main_loop *ml, struct runtime *rt, const struct
 	if (opts->control_path && !(ml->ctl = control_open(opts->control_path, opts->control_group, ml->epfd, rt,
 							    err, errlen)))
 		return -1;
+	if (!(rt->metrics = metrics_http_new(ml->epfd, metrics_view, rt)) ||
+	    metrics_http_prepare(rt->metrics, &rt->running.metrics, err, errlen) < 0) {
+		if (!rt->metrics)
+			snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	metrics_http_commit(rt->metrics);
 	char msg[256];
 	if (!(ml->mon = netdev_monitor_open(msg, sizeof(msg)))) {
 		log_warn("link events: %s; offload changes will not be logged", msg);
@@ -990,6 +1036,7 @@ int engine_run(struct config *cfg, const struct engine_opts *opts, const struct 
 	    main_loop_open(&ml, &rt, opts, &set, err, sizeof(err)) < 0) {
 		log_err("%s", err);
 		main_loop_close(&ml);
+		metrics_http_free(rt.metrics);
 		runtime_free(&rt);
 		return 1;
 	}
@@ -1005,6 +1052,7 @@ int engine_run(struct config *cfg, const struct engine_opts *opts, const struct 
 				pthread_join(th[j], NULL);
 			free(th);
 			main_loop_close(&ml);
+			metrics_http_free(rt.metrics);
 			runtime_free(&rt);
 			return 1;
 		}
@@ -1036,6 +1084,10 @@ int engine_run(struct config *cfg, const struct engine_opts *opts, const struct 
 			enum main_kind kind = *(enum main_kind *)ev[i].data.ptr;
 			if (kind == MK_NETDEV) {
 				netdev_monitor_process(ml.mon);
+				continue;
+			}
+			if (kind == MK_METRICS_LISTEN || kind == MK_METRICS_CLIENT) {
+				metrics_http_event(rt.metrics, ev[i].data.ptr, ev[i].events);
 				continue;
 			}
 			if (kind != MK_SIGNAL) {
@@ -1084,6 +1136,7 @@ int engine_run(struct config *cfg, const struct engine_opts *opts, const struct 
 		tickets_tick();
 		reap_generations(&rt);
 		control_tick(ml.ctl);
+		metrics_http_tick(rt.metrics);
 		running = 0;
 		for (unsigned i = 0; i < rt.nworkers; i++) {
 			if (rt.exited[i])
@@ -1099,6 +1152,7 @@ int engine_run(struct config *cfg, const struct engine_opts *opts, const struct 
 	}
 	free(th);
 	main_loop_close(&ml);
+	metrics_http_free(rt.metrics);
 	runtime_free(&rt);
 	tickets_cleanup();
 	log_notice("tlsoffd stopped");

@@ -210,7 +210,7 @@ struct engine_status {
 void engine_status(const struct runtime *rt, struct engine_status *st);
 
 /* control.c: the control socket, served on the main thread (epoll tags below). */
-enum main_kind { MK_SIGNAL, MK_NETDEV, MK_CTL_LISTEN, MK_CTL_CLIENT };
+enum main_kind { MK_SIGNAL, MK_NETDEV, MK_CTL_LISTEN, MK_CTL_CLIENT, MK_METRICS_LISTEN, MK_METRICS_CLIENT };
 struct control;
 struct control *control_open(const char *path, const char *group, int epfd, struct runtime *rt, char *err,
 			     size_t errlen);

@@ -19,8 +19,16 @@
 #include <openssl/err.h>
 
 #include "engine.h"
+#include "metrics.h"
 #include "tlsoff/ktls_record.h"
 #include "tlsoff/log.h"
+
+/* Every byte that crossed, for conn show and the close line (f->bytes) and for the metrics. */
+static void count_bytes(const struct conn *c, struct flow *f, uint64_t n)
+{
+	f->bytes += n;
+	metrics_bytes(c->datapath == DATAPATH_SPLICE ? MP_SPLICE : MP_USERSPACE, f == &c->up ? MD_IN : MD_OUT, n);
+}
 
 static bool fail(struct conn *c, const char *reason)
 {
@@ -174,7 +182,7 @@ static bool pump_user(struct conn *c, struct flow *f)
 				if (n > 0) {
 					f->off += (size_t)n;
 					f->len -= (size_t)n;
-					f->bytes += (uint64_t)n;
+					count_bytes(c, f, (uint64_t)n);
 					moved = true;
 				} else if (errno == EAGAIN) {
 					c->wr[BACKEND] = false;
@@ -188,7 +196,7 @@ static bool pump_user(struct conn *c, struct flow *f)
 				f->ssl_want = 0;
 				f->off += (size_t)r;
 				f->len -= (size_t)r;
-				f->bytes += (uint64_t)r;
+				count_bytes(c, f, (uint64_t)r);
 				moved = true;
 			} else if (!ssl_blocked(c, f, r)) {
 				return false;
@@ -332,7 +340,7 @@ static bool pump_splice(struct conn *c, struct flow *f)
 		ssize_t n = splice(f->pipe[0], NULL, c->fd[f->to], NULL, f->inpipe, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
 		if (n > 0) {
 			f->inpipe -= (size_t)n;
-			f->bytes += (uint64_t)n;
+			count_bytes(c, f, (uint64_t)n);
 			f->pipe_full = false;
 			moved = true;
 		} else if (n < 0 && errno == EAGAIN) {

@@ -14,6 +14,7 @@
  *   cert replace FRONTEND cert CHAIN.pem key KEY.pem [old OLDCHAIN.pem]
  *   cert del FRONTEND CHAIN.pem
  *   tickets keys FILE
+ *   metrics listen ADDR:PORT | metrics off
  *
  * One parser, table-driven (struct cmd_opt rows), for a file and for a single command line. Errors are a
  * human-readable message; config_load prefixes "FILE:LINE: ". Nothing here opens sockets or certificates:
@@ -88,8 +89,8 @@ struct frontend_conf {
 	unsigned line;
 };
 
-enum cmd_object { CMD_BACKEND, CMD_FRONTEND, CMD_SERVER, CMD_CERT, CMD_TICKETS };
-enum cmd_verb { CMD_ADD, CMD_DEL, CMD_DRAIN, CMD_ENABLE, CMD_REPLACE, CMD_SET /* tickets keys */ };
+enum cmd_object { CMD_BACKEND, CMD_FRONTEND, CMD_SERVER, CMD_CERT, CMD_TICKETS, CMD_METRICS };
+enum cmd_verb { CMD_ADD, CMD_DEL, CMD_DRAIN, CMD_ENABLE, CMD_REPLACE, CMD_SET /* tickets keys, metrics listen|off */ };
 
 struct cmd {
 	enum cmd_object object;
@@ -110,6 +111,7 @@ struct cmd {
 		struct {
 			char keys[TLSOFF_PATH_MAX];   /* tickets keys FILE */
 		} tickets;
+		struct tlsoff_addr metrics;           /* metrics listen ADDR:PORT (text "": metrics off) */
 	} u;
 };
 
@@ -119,6 +121,7 @@ struct config {
 	struct frontend_conf *frontends;
 	unsigned nfrontends;
 	char ticket_keys[TLSOFF_PATH_MAX];   /* session ticket keys shared by a fleet; "" = random in-process keys */
+	struct tlsoff_addr metrics;          /* Prometheus endpoint; text "" = none */
 };
 
 /* Defaults applied by cmd_parse when an option is absent. */

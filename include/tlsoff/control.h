@@ -58,6 +58,7 @@ enum tlsoff_cmd {
 	TLSOFF_CMD_OFFLOAD_SET,          /* A_NAME (device), A_FEATURE (FEAT_NAME, FEAT_WANTED) */
 	TLSOFF_CMD_CONFIG_GET,           /* dump: one A_CONFIG_LINE per message, in order */
 	TLSOFF_CMD_TICKETS_SET,          /* A_NAME: the session ticket key file ("" = random in-process keys) */
+	TLSOFF_CMD_METRICS_SET,          /* A_NAME: the Prometheus endpoint ADDR:PORT ("" = metrics off) */
 	__TLSOFF_CMD_MAX
 };
 

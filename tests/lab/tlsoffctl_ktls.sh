@@ -53,6 +53,27 @@ else:
     assert all(c["why"] for c in conns if c["frontend"] == "edge"), conns
     assert not status["tls_ulp"] and status["tls_ulp_why"], status
 PY
+
+# metrics (turned on at run time): promtool accepts them; kTLS directions counted as sw, the kernel's view,
+# splice bytes of a download, open connections by frontend
+MP=$(free_port)
+ctl metrics listen "127.0.0.1:$MP" || fail "metrics listen"
+check_download "https://127.0.0.1:$FP" 1000000 7
+curl -sS --fail "http://127.0.0.1:$MP/metrics" >"$T/m.txt" || fail "scrape"
+promtool check metrics <"$T/m.txt" || fail "promtool check metrics"
+metric() { awk -v k="$1" '$1 == k { print $2; f = 1 } END { if (!f) print 0 }' "$T/m.txt"; }
+[ "$(metric 'tlsoff_open_connections{frontend="edge",mode="tls"}')" -ge 2 ] || fail "open connections of edge"
+if [ $ktls = yes ]; then
+  [ "$(metric 'tlsoff_ktls_sessions_total{direction="tx",mode="sw"}')" -ge 3 ] &&
+    [ "$(metric 'tlsoff_ktls_sessions_total{direction="rx",mode="sw"}')" -ge 3 ] || fail "kTLS sessions (sw) not counted"
+  [ "$(metric 'tlsoff_kernel_tls_sessions{direction="tx",mode="sw"}')" -ge 2 ] || fail "the kernel's TlsCurrTxSw"
+  [ "$(metric 'tlsoff_bytes_total{datapath="splice",direction="out"}')" -ge 1000000 ] || fail "splice bytes"
+else
+  [ "$(metric 'tlsoff_ktls_sessions_total{direction="tx",mode="sw"}')" = 0 ] || fail "kTLS counted without kTLS"
+  grep -q tlsoff_kernel_tls_sessions "$T/m.txt" && fail "kernel kTLS counters without /proc/net/tls_stat"
+  [ "$(metric 'tlsoff_bytes_total{datapath="userspace",direction="out"}')" -ge 1000000 ] || fail "userspace bytes"
+fi
+[ "$(metric 'tlsoff_ktls_sessions_total{direction="tx",mode="hw"}')" = 0 ] || fail "hw sessions without a NIC"
 exec 7>&-
 
 # offload: lo and a veth pair made now; their appearance and state changes are logged from rtnetlink events

@@ -132,7 +132,7 @@ END_TEST
 /* Every error names what is wrong in words an operator understands. */
 static const struct { const char *cmd, *msg; } bad_cmds[] = {
 	{ "", "empty command" },
-	{ "listener add x", "unknown object 'listener' (expected backend, frontend, server, cert or tickets)" },
+	{ "listener add x", "unknown object 'listener' (expected backend, frontend, server, cert, tickets or metrics)" },
 	{ "backend make x", "backend: unknown verb 'make' (expected add or del)" },
 	{ "backend add", "backend add: missing NAME" },
 	{ "backend add b@d server 1.2.3.4:5", "backend add: bad name 'b@d'" },
@@ -176,6 +176,10 @@ static const struct { const char *cmd, *msg; } bad_cmds[] = {
 	{ "tickets keys", "usage: tickets keys FILE" },
 	{ "tickets keys /a /b", "usage: tickets keys FILE" },
 	{ "tickets keys \"\"", "tickets keys: bad path ''" },
+	{ "metrics", "metrics: expected 'listen ADDR:PORT' or 'off'" },
+	{ "metrics listen", "usage: metrics listen ADDR:PORT | metrics off" },
+	{ "metrics listen 127.0.0.1", "metrics listen: " },
+	{ "metrics off now", "metrics: expected 'listen ADDR:PORT' or 'off'" },
 };
 
 START_TEST(bad_commands)
@@ -222,6 +226,11 @@ static const struct { const char *text, *msg; } bad_files[] = {
 	{ "frontend del nope\n", ":1: no frontend 'nope'" },
 	{ "backend add a server 127.0.0.1:1 \"unterminated\n", ":1: unterminated quote" },
 	{ "tickets keys /a.keys\n# rotated\ntickets keys /b.keys\n", ":3: tickets keys given twice (first on line 1)" },
+	{ "metrics listen 127.0.0.1:9100\nmetrics off\n", ":2: metrics given twice (first on line 1)" },
+	{ "backend add a server 127.0.0.1:1\nfrontend add f listen 127.0.0.1:9 cert c key k backend a\n"
+	  "metrics listen 127.0.0.1:9\n", ":3: metrics listen 127.0.0.1:9: frontend f listens there" },
+	{ "metrics listen 127.0.0.1:9\nbackend add a server 127.0.0.1:1\n"
+	  "frontend add f listen 127.0.0.1:9 cert c key k backend a\n", ":3: frontend 'f': 127.0.0.1:9 is the metrics address" },
 };
 
 START_TEST(load_bad_file)
@@ -333,6 +342,50 @@ END_TEST
 
 /* tickets keys FILE: a global directive; relative to the file's directory like certificates, written back
  * first by config_format, copied by config_copy, replaced by a runtime command. */
+/* metrics listen ADDR:PORT | off: global like tickets keys; written back, copied, replaced at run time. */
+START_TEST(metrics_listen)
+{
+	struct cmd c;
+	struct config cfg, copy, again;
+	static char dump[4096], dump2[4096];
+	ck_assert_msg(parse("metrics listen [::1]:9100", &c) == 0, "%s", err);
+	ck_assert_int_eq(c.object, CMD_METRICS);
+	ck_assert_int_eq(c.verb, CMD_SET);
+	ck_assert_str_eq(c.u.metrics.text, "[::1]:9100");
+	ck_assert_msg(parse("metrics off", &c) == 0, "%s", err);
+	ck_assert_str_eq(c.u.metrics.text, "");
+
+	const char *path = write_file("backend add app server 127.0.0.1:8080\n"
+				      "frontend add edge listen 127.0.0.1:8443 cert /c/a.pem key /c/a.key backend app\n"
+				      "metrics listen 127.0.0.1:9100\n");
+	ck_assert_msg(config_load(path, &cfg, err, sizeof(err)) == 0, "%s", err);
+	ck_assert_str_eq(cfg.metrics.text, "127.0.0.1:9100");
+	ck_assert_int_eq(config_copy(&copy, &cfg), 0);
+	ck_assert_str_eq(copy.metrics.text, "127.0.0.1:9100");
+	apply(&copy, "metrics listen 127.0.0.1:9200", NULL);
+	ck_assert_str_eq(copy.metrics.text, "127.0.0.1:9200");
+	apply(&copy, "metrics listen 127.0.0.1:8443", "frontend edge listens there");
+	apply(&copy, "metrics off", NULL);
+	ck_assert_str_eq(copy.metrics.text, "");
+	ck_assert_str_eq(cfg.metrics.text, "127.0.0.1:9100");
+
+	dump[0] = dump2[0] = '\0';
+	config_format(&cfg, collect, dump);
+	ck_assert_msg(strncmp(dump, "metrics listen 127.0.0.1:9100\n", 30) == 0, "%s", dump);
+	const char *path2 = write_file(dump);
+	ck_assert_msg(config_load(path2, &again, err, sizeof(err)) == 0, "%s\n%s", err, dump);
+	config_format(&again, collect, dump2);
+	ck_assert_str_eq(dump, dump2);
+	dump[0] = '\0';
+	config_format(&copy, collect, dump);
+	ck_assert_ptr_null(strstr(dump, "metrics"));
+	unlink(path2);
+	config_free(&cfg);
+	config_free(&copy);
+	config_free(&again);
+}
+END_TEST
+
 START_TEST(tickets_keys)
 {
 	struct cmd c;
@@ -412,6 +465,7 @@ int main(void)
 	tcase_add_test(tc, passthrough_routes);
 	tcase_add_test(tc, runtime_commands_and_dump_round_trip);
 	tcase_add_test(tc, tickets_keys);
+	tcase_add_test(tc, metrics_listen);
 	suite_add_tcase(s, tc);
 	return run_suite(s);
 }

@@ -37,6 +37,9 @@ static const char *const commands[] = {
 	"cert add web cert /x.pem key /x.key",
 	"cert replace web cert /y.pem key /y.key old /x.pem",
 	"cert del web /y.pem",
+	"tickets keys /etc/tlsoff/fleet.keys",
+	"metrics listen [::1]:9100",
+	"metrics off",
 };
 
 /* struct cmd has padding and unused union space: compare what the command means, via its text form. */
@@ -54,6 +57,10 @@ static void describe(const struct cmd *c, char *out, size_t len)
 	} else if (c->object == CMD_BACKEND && c->verb == CMD_ADD) {
 		cfg.backends = (struct backend_conf *)&c->u.backend;
 		cfg.nbackends = 1;
+	} else if (c->object == CMD_TICKETS) {
+		snprintf(cfg.ticket_keys, sizeof(cfg.ticket_keys), "%s", c->u.tickets.keys);
+	} else if (c->object == CMD_METRICS) {
+		cfg.metrics = c->u.metrics;
 	}
 	out[0] = '\0';
 	config_format(&cfg, collect, out);   /* one line, well below len */

@@ -104,7 +104,7 @@ curl -s --max-time 2 "http://127.0.0.1:$MP/metrics" >/dev/null && fail "the old 
 python3 -c 'import socket, sys, time
 s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(("127.0.0.1", int(sys.argv[1]))); s.listen(); time.sleep(20)' "$MP" &
 PIDS+=($!)
-sleep 0.3
+wait_port "$MP"
 ctl metrics listen "127.0.0.1:$MP" 2>"$T/err" && fail "metrics on a busy address accepted"
 grep -q "address already in use" "$T/err" || { cat "$T/err"; fail "unclear refusal: $(cat "$T/err")"; }
 scrape "$MP2"   # still served where it was

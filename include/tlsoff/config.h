@@ -68,6 +68,7 @@ struct backend_conf {
 struct cert_conf {
 	char chain[TLSOFF_PATH_MAX];
 	char key[TLSOFF_PATH_MAX];
+	char ocsp[TLSOFF_PATH_MAX];   /* DER OCSP response stapled for this certificate ("" = none) */
 };
 
 struct frontend_conf {

@@ -261,8 +261,13 @@ static unsigned char *read_file(const char *path, size_t *len, struct file_id *i
 		errf(err, errlen, "ocsp %s: %s", path, strerror(errno));
 		return NULL;
 	}
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-		errf(err, errlen, "ocsp %s: %s", path, S_ISREG(st.st_mode) ? strerror(errno) : "not a regular file");
+	if (fstat(fd, &st) < 0) {
+		errf(err, errlen, "ocsp %s: %s", path, strerror(errno));
+		close(fd);
+		return NULL;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		errf(err, errlen, "ocsp %s: not a regular file", path);
 		close(fd);
 		return NULL;
 	}

@@ -156,6 +156,16 @@ grep -q "subject=CN *= *other.test" <<<"$out" || fail "other.test: not its certi
 sed -i 's|ocsp resp.der|ocsp missing.der|' "$T/tlsoff.conf"
 if "$B/tlsoffd" -f "$T/tlsoff.conf" --check 2>"$T/check.log"; then fail "--check accepted a missing ocsp file"; fi
 grep -q "missing.der: No such file or directory" "$T/check.log" || { cat "$T/check.log"; fail "--check: unclear message"; }
+# SIGHUP: a file naming a missing response is refused and the running one keeps stapling; one naming
+# another file switches to it
+kill -HUP "$TLSOFFD_PID"
+expect_log "missing.der: No such file or directory"
+expect_staple good "after a refused reload"
+sed -i 's|ocsp missing.der|ocsp good.der|' "$T/tlsoff.conf"
+kill -HUP "$TLSOFFD_PID"
+expect_log "ocsp $T/good.der: stapling for /CN=localhost"
+ctl cert show edge | grep -q "ocsp $T/good.der: stapling" || { ctl cert show edge; fail "SIGHUP did not switch the ocsp file"; }
+expect_staple good "after SIGHUP"
 check_download "https://127.0.0.1:$FP" 300000 9
 kill -0 "$TLSOFFD_PID" || fail "tlsoffd died"
 log "ok"

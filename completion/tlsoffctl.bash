@@ -3,7 +3,7 @@
 # Install as /usr/share/bash-completion/completions/tlsoffctl, or source it from ~/.bashrc.
 # Completes options, objects, verbs and option keywords; frontend and backend names are asked of the
 # running daemon (`tlsoffctl frontend show -j`, `backend show -j`), silently and with a short timeout, so
-# nothing is offered when the daemon is not reachable. File names after cert, key, old, -batch and -s;
+# nothing is offered when the daemon is not reachable. File names after cert, key, ocsp, old, -batch and -s;
 # network devices from /sys/class/net after dev. Self-contained: bash-completion's helpers are used when
 # they are loaded, but not needed.
 
@@ -95,7 +95,7 @@ _tlsoffctl_pairs()
 _tlsoffctl_value()
 {
     case $1 in
-        cert | key | old)
+        cert | key | ocsp | old)
             _tlsoffctl_files ;;
         backend | default)
             _tlsoffctl_reply "$(_tlsoffctl_names backend)" ;;
@@ -214,7 +214,7 @@ _tlsoffctl()
                 plain) _tlsoffctl_pairs $((at + 1)) "backend idle-timeout max-conns" "" ;;
                 passthrough) _tlsoffctl_pairs $((at + 1)) "default handshake-timeout idle-timeout max-conns" "sni" ;;
                 *) _tlsoffctl_pairs $((argi + 1)) \
-                       "listen backend alpn tls-min datapath handshake-timeout idle-timeout max-conns" "cert key"
+                       "listen backend alpn tls-min datapath handshake-timeout idle-timeout max-conns" "cert key ocsp"
                    if (( (cword - argi - 1) % 2 == 0 && cword - argi > 2 )); then   # a keyword slot
                        # shellcheck disable=SC2207
                        COMPREPLY+=($(compgen -W "plain passthrough" -- "$cur"))
@@ -232,13 +232,13 @@ _tlsoffctl()
             if (( n == 0 )); then
                 _tlsoffctl_reply "$(_tlsoffctl_names frontend)"
             else
-                _tlsoffctl_pairs $((argi + 1)) "cert key" ""
+                _tlsoffctl_pairs $((argi + 1)) "cert key ocsp" ""
             fi ;;
         cert/replace)
             if (( n == 0 )); then
                 _tlsoffctl_reply "$(_tlsoffctl_names frontend)"
             else
-                _tlsoffctl_pairs $((argi + 1)) "cert key old" ""
+                _tlsoffctl_pairs $((argi + 1)) "cert key ocsp old" ""
             fi ;;
         cert/del)
             if (( n == 0 )); then

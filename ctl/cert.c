@@ -5,6 +5,25 @@
 
 #include "ctl.h"
 
+/* "ocsp FILE: stapling (next update T)", "stale since T", or the state and why. */
+static void print_ocsp(struct nlattr **ct, const char *next_update)
+{
+	const char *state = attr_str(ct, TLSOFF_CERT_OCSP_STATE);
+	if (!ct[TLSOFF_CERT_OCSP]) {
+		printf("  ocsp none\n");
+		return;
+	}
+	printf("  ocsp %s: ", attr_str(ct, TLSOFF_CERT_OCSP));
+	if (!strcmp(state, "stapling"))
+		printf("stapling (next update %s)\n", *next_update ? next_update : "none");
+	else if (!strcmp(state, "stale"))
+		printf("stale since %s, not stapled\n", next_update);
+	else if (*state)
+		printf("%s, not stapled: %s\n", state, attr_str(ct, TLSOFF_CERT_OCSP_WHY));
+	else
+		printf("?\n");
+}
+
 static int print_cert(const struct nlmsghdr *h, struct nlattr **tb, void *arg, char *err, size_t errlen)
 {
 	(void)h;
@@ -21,6 +40,10 @@ static int print_cert(const struct nlmsghdr *h, struct nlattr **tb, void *arg, c
 	if (ct[TLSOFF_CERT_NOT_AFTER] && gmtime_r(&not_after, &tm))
 		strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
 	long days = (long)((not_after - time(NULL)) / 86400);
+	char next_update[32] = "";
+	time_t nu = (time_t)attr_u64(ct, TLSOFF_CERT_OCSP_NEXT_UPDATE);
+	if (ct[TLSOFF_CERT_OCSP_NEXT_UPDATE] && gmtime_r(&nu, &tm))
+		strftime(next_update, sizeof(next_update), "%Y-%m-%dT%H:%M:%SZ", &tm);
 	if (s->c->json) {
 		struct json *j = &s->j;
 		json_begin_object(j);
@@ -37,6 +60,18 @@ static int print_cert(const struct nlmsghdr *h, struct nlattr **tb, void *arg, c
 		json_kv_string(j, "not_after", when);
 		json_kv_u64(j, "not_after_epoch", (uint64_t)not_after);
 		json_kv_bool(j, "default", ct[TLSOFF_CERT_DEFAULT] != NULL);
+		if (ct[TLSOFF_CERT_OCSP]) {
+			json_key(j, "ocsp");
+			json_begin_object(j);
+			json_kv_string(j, "file", attr_str(ct, TLSOFF_CERT_OCSP));
+			json_kv_string(j, "state", attr_str(ct, TLSOFF_CERT_OCSP_STATE));
+			json_kv_string(j, "reason", attr_str(ct, TLSOFF_CERT_OCSP_WHY));
+			if (ct[TLSOFF_CERT_OCSP_NEXT_UPDATE]) {
+				json_kv_string(j, "next_update", next_update);
+				json_kv_u64(j, "next_update_epoch", attr_u64(ct, TLSOFF_CERT_OCSP_NEXT_UPDATE));
+			}
+			json_end_object(j);
+		}
 		json_end_object(j);
 		return 0;
 	}
@@ -47,6 +82,7 @@ static int print_cert(const struct nlmsghdr *h, struct nlattr **tb, void *arg, c
 		if (nla_type(a) == TLSOFF_CERT_NAME)
 			printf(" %s", nla_get_string(a));
 	printf("\n  expires %s (%s%ld days)\n", when, days < 0 ? "EXPIRED " : "in ", days < 0 ? -days : days);
+	print_ocsp(ct, next_update);
 	return 0;
 }
 

@@ -24,7 +24,8 @@ int cmd_metrics(struct ctl *c, int argc, char **argv);
 
 const struct object ctl_objects[] = {
 	{ "frontend", cmd_frontend,
-	  "frontend add NAME listen ADDR:PORT cert CHAIN.pem key KEY.pem [cert ... key ...] backend NAME\n"
+	  "frontend add NAME listen ADDR:PORT cert CHAIN.pem key KEY.pem [ocsp RESPONSE.der]\n"
+	  "             [cert ... key ... [ocsp ...]] backend NAME\n"
 	  "             [alpn h2,http/1.1] [tls-min 1.2|1.3] [datapath auto|splice|userspace]\n"
 	  "             [handshake-timeout MS] [idle-timeout MS] [max-conns N]\n"
 	  "frontend add NAME listen ADDR:PORT plain backend NAME [idle-timeout MS] [max-conns N]\n"
@@ -40,8 +41,8 @@ const struct object ctl_objects[] = {
 	{ "server", cmd_server,
 	  "server add|del|drain|enable BACKEND HOST:PORT\n" },
 	{ "cert", cmd_cert,
-	  "cert add FRONTEND cert CHAIN.pem key KEY.pem\n"
-	  "cert replace FRONTEND cert CHAIN.pem key KEY.pem [old OLDCHAIN.pem]\n"
+	  "cert add FRONTEND cert CHAIN.pem key KEY.pem [ocsp RESPONSE.der]\n"
+	  "cert replace FRONTEND cert CHAIN.pem key KEY.pem [ocsp RESPONSE.der] [old OLDCHAIN.pem]\n"
 	  "cert del FRONTEND CHAIN.pem\n"
 	  "cert show [FRONTEND]\n" },
 	{ "conn", cmd_conn,

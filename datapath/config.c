@@ -179,6 +179,7 @@ enum opt_kind {
 	O_SERVER,     /* HOST:PORT, repeatable, appended to servers[] */
 	O_CERT,       /* starts a new cert/key pair */
 	O_KEY,        /* completes the last cert/key pair */
+	O_OCSP,       /* the last cert's OCSP response file (after its key) */
 	O_ENUM,
 	O_MS,         /* milliseconds, 1 .. 1 day */
 	O_COUNT,      /* a positive count */
@@ -237,6 +238,7 @@ static const struct cmd_opt frontend_opts[] = {
 	{ "handshake-timeout", O_MS, FE(handshake_timeout_ms), NULL, false },
 	{ "idle-timeout", O_MS, FE(idle_timeout_ms), NULL, false },
 	{ "max-conns", O_COUNT, FE(max_conns), NULL, false },
+	{ "ocsp", O_OCSP, FE(certs), NULL, false },
 	{ NULL, 0, 0, NULL, false },
 };
 
@@ -314,6 +316,16 @@ static int apply_opt(const struct cmd_opt *o, const char *val, void *base, const
 		if (!*val || strlen(val) >= TLSOFF_PATH_MAX)
 			return errf(err, errlen, "%s: key: bad path", what);
 		snprintf(f->certs[f->ncerts - 1].key, TLSOFF_PATH_MAX, "%s", val);
+		return 0;
+	}
+	case O_OCSP: {
+		struct frontend_conf *f = base;
+		if (!f->ncerts || !f->certs[f->ncerts - 1].key[0] || f->certs[f->ncerts - 1].ocsp[0])
+			return errf(err, errlen, "%s: ocsp '%s' must follow its cert's key (cert CHAIN.pem key KEY.pem "
+				    "ocsp RESPONSE.der)", what, val);
+		if (!*val || strlen(val) >= TLSOFF_PATH_MAX)
+			return errf(err, errlen, "%s: ocsp: bad path", what);
+		snprintf(f->certs[f->ncerts - 1].ocsp, TLSOFF_PATH_MAX, "%s", val);
 		return 0;
 	}
 	case O_ENUM:
@@ -442,9 +454,10 @@ static int parse_cert(int argc, char **argv, struct cmd *out, char *err, size_t 
 	for (int i = 3; i < argc; i += 2) {
 		char *field = !strcmp(argv[i], "cert") ? out->u.cert.cert.chain :
 			      !strcmp(argv[i], "key") ? out->u.cert.cert.key :
+			      !strcmp(argv[i], "ocsp") ? out->u.cert.cert.ocsp :
 			      !strcmp(argv[i], "old") && out->verb == CMD_REPLACE ? out->u.cert.old : NULL;
 		if (!field)
-			return errf(err, errlen, "cert %s: unknown option '%s' (expected cert, key%s)", argv[1],
+			return errf(err, errlen, "cert %s: unknown option '%s' (expected cert, key, ocsp%s)", argv[1],
 				    argv[i], out->verb == CMD_REPLACE ? ", old" : "");
 		if (*field)
 			return errf(err, errlen, "cert %s: option '%s' given twice", argv[1], argv[i]);
@@ -454,7 +467,7 @@ static int parse_cert(int argc, char **argv, struct cmd *out, char *err, size_t 
 			return -1;
 	}
 	if (!out->u.cert.cert.chain[0] || !out->u.cert.cert.key[0])
-		return errf(err, errlen, "usage: cert %s FRONTEND cert CHAIN.pem key KEY.pem%s", argv[1],
+		return errf(err, errlen, "usage: cert %s FRONTEND cert CHAIN.pem key KEY.pem [ocsp RESPONSE.der]%s", argv[1],
 			    out->verb == CMD_REPLACE ? " [old OLDCHAIN.pem]" : "");
 	return 0;
 }
@@ -500,7 +513,7 @@ static bool option_seen(unsigned seen, const char *kw)
  * (the TLS is the backend's, or there is none). */
 static int frontend_check(struct frontend_conf *f, unsigned seen, const char *what, char *err, size_t errlen)
 {
-	static const char *const tls_only[] = { "cert", "key", "alpn", "tls-min", "datapath" };
+	static const char *const tls_only[] = { "cert", "key", "alpn", "tls-min", "datapath", "ocsp" };
 	if (option_seen(seen, "plain") && option_seen(seen, "passthrough"))
 		return errf(err, errlen, "%s: plain or passthrough, not both", what);
 	if (option_seen(seen, "backend") && option_seen(seen, "default"))
@@ -589,7 +602,8 @@ int cmd_parse(int argc, char **argv, struct cmd *out, char *err, size_t errlen)
 				    list);
 		}
 		unsigned bit = 1u << (o - def->opts);
-		bool repeatable = o->kind == O_SERVER || o->kind == O_CERT || o->kind == O_KEY || o->kind == O_ROUTE;
+		bool repeatable = o->kind == O_SERVER || o->kind == O_CERT || o->kind == O_KEY || o->kind == O_ROUTE ||
+				  o->kind == O_OCSP;
 		if ((seen & bit) && !repeatable)
 			return errf(err, errlen, "%s: option '%s' given twice", what, o->kw);
 		seen |= bit;
@@ -934,6 +948,9 @@ void config_format(const struct config *cfg, void (*line)(const char *text, void
 		}
 		for (unsigned c = 0; c < f->ncerts; c++) {
 			W("cert"); W(f->certs[c].chain); W("key"); W(f->certs[c].key);
+			if (f->certs[c].ocsp[0]) {
+				W("ocsp"); W(f->certs[c].ocsp);
+			}
 		}
 		if (f->backend[0]) {
 			W(f->mode == MODE_PASSTHROUGH ? "default" : "backend"); W(f->backend);
@@ -988,12 +1005,14 @@ static int resolve_paths(const char *cfgpath, struct cmd *c, char *err, size_t e
 	if (c->object == CMD_CERT)
 		return resolve_path(cfgpath, c->u.cert.cert.chain, err, errlen) ||
 		       resolve_path(cfgpath, c->u.cert.cert.key, err, errlen) ||
+		       resolve_path(cfgpath, c->u.cert.cert.ocsp, err, errlen) ||
 		       resolve_path(cfgpath, c->u.cert.old, err, errlen) ? -1 : 0;
 	if (c->object != CMD_FRONTEND || c->verb != CMD_ADD)
 		return 0;
 	for (unsigned i = 0; i < c->u.frontend.ncerts; i++)
 		if (resolve_path(cfgpath, c->u.frontend.certs[i].chain, err, errlen) ||
-		    resolve_path(cfgpath, c->u.frontend.certs[i].key, err, errlen))
+		    resolve_path(cfgpath, c->u.frontend.certs[i].key, err, errlen) ||
+		    resolve_path(cfgpath, c->u.frontend.certs[i].ocsp, err, errlen))
 			return -1;
 	return 0;
 }

@@ -21,6 +21,7 @@
 #include "tlsoff/ctl_msg.h"
 #include "tlsoff/log.h"
 #include "tlsoff/netdev.h"
+#include "tlsoff/ocsp.h"
 #include "tlsoff/sockdiag.h"
 #include "tlsoff/version.h"
 
@@ -270,8 +271,24 @@ static int do_backend_get(struct request *r)
 	return 0;
 }
 
+/* The OCSP file of a certificate and what is done with it. */
+static int put_ocsp(struct nl_msg *m, const struct cert_conf *cc, struct ocsp_staple *st)
+{
+	struct ocsp_status os;
+	if (!cc->ocsp[0])
+		return 0;
+	if (nla_put_string(m, TLSOFF_CERT_OCSP, cc->ocsp) < 0)
+		return -1;
+	if (!st)
+		return 0;
+	ocsp_staple_status(st, &os);
+	return nla_put_string(m, TLSOFF_CERT_OCSP_STATE, ocsp_verdict_name(os.verdict)) < 0 ||
+	       nla_put_string(m, TLSOFF_CERT_OCSP_WHY, os.why) < 0 ||
+	       (os.next_update && nla_put_u64(m, TLSOFF_CERT_OCSP_NEXT_UPDATE, (uint64_t)os.next_update) < 0) ? -1 : 0;
+}
+
 static int put_cert(struct nl_msg *m, const char *frontend, const struct cert_conf *cc, X509 *x,
-		    char *const *names, unsigned nnames, bool is_default)
+		    char *const *names, unsigned nnames, bool is_default, struct ocsp_staple *st)
 {
 	char subject[1024];
 	struct tm tm;
@@ -287,7 +304,7 @@ static int put_cert(struct nl_msg *m, const char *frontend, const struct cert_co
 	if (ASN1_TIME_to_tm(X509_get0_notAfter(x), &tm) == 1 &&
 	    nla_put_u64(m, TLSOFF_CERT_NOT_AFTER, (uint64_t)timegm(&tm)) < 0)
 		return -1;
-	if (is_default && nla_put_flag(m, TLSOFF_CERT_DEFAULT) < 0)
+	if ((is_default && nla_put_flag(m, TLSOFF_CERT_DEFAULT) < 0) || put_ocsp(m, cc, st) < 0)
 		return -1;
 	nla_nest_end(m, n);
 	return 0;
@@ -309,7 +326,8 @@ static int do_cert_get(struct request *r)
 			unsigned n;
 			X509 *x = tls_frontend_cert(tf, i, &names, &n);
 			struct nl_msg *m = part(r->h);
-			send_part(r->cl, m, m ? put_cert(m, fc->name, &fc->certs[i], x, names, n, i == 0) : -1);
+			send_part(r->cl, m, m ? put_cert(m, fc->name, &fc->certs[i], x, names, n, i == 0,
+									 tls_frontend_ocsp(tf, i)) : -1);
 		}
 	}
 	if (only && !found) {

@@ -43,6 +43,8 @@ const struct nla_policy ctl_cert_policy[TLSOFF_CERT_MAX + 1] = {
 	[TLSOFF_CERT_OLD] = STR(TLSOFF_PATH_MAX), [TLSOFF_CERT_FRONTEND] = STR(TLSOFF_NAME_MAX),
 	[TLSOFF_CERT_NAME] = STR(256), [TLSOFF_CERT_NOT_AFTER] = U64, [TLSOFF_CERT_SUBJECT] = STR(1024),
 	[TLSOFF_CERT_DEFAULT] = FLAG,
+	[TLSOFF_CERT_OCSP] = STR(TLSOFF_PATH_MAX), [TLSOFF_CERT_OCSP_STATE] = STR(32),
+	[TLSOFF_CERT_OCSP_WHY] = STR(TLSOFF_ERR_MAX), [TLSOFF_CERT_OCSP_NEXT_UPDATE] = U64,
 };
 const struct nla_policy ctl_conn_policy[TLSOFF_CONN_MAX + 1] = {
 	[TLSOFF_CONN_ID] = U64, [TLSOFF_CONN_FRONTEND] = STR(TLSOFF_NAME_MAX),
@@ -300,7 +302,8 @@ int ctl_put_frontend(struct nl_msg *m, const struct frontend_conf *f, int conns)
 	for (unsigned i = 0; i < f->ncerts; i++) {
 		struct nlattr *c = nla_nest_start(m, TLSOFF_FE_CERT);
 		if (!c || nla_put_string(m, TLSOFF_CERT_CHAIN, f->certs[i].chain) < 0 ||
-		    nla_put_string(m, TLSOFF_CERT_KEY, f->certs[i].key) < 0)
+		    nla_put_string(m, TLSOFF_CERT_KEY, f->certs[i].key) < 0 ||
+		    (f->certs[i].ocsp[0] && nla_put_string(m, TLSOFF_CERT_OCSP, f->certs[i].ocsp) < 0))
 			return -1;
 		nla_nest_end(m, c);
 	}
@@ -341,7 +344,7 @@ int ctl_put_backend(struct nl_msg *m, const struct backend_conf *b, const unsign
 
 /* Words of a command being rebuilt from attributes; numbers are printed into `store`. */
 struct words {
-	char *v[8 + 4 * TLSOFF_MAX_SERVERS + 4 * TLSOFF_MAX_CERTS + 2 * TLSOFF_MAX_ROUTES + 32];
+	char *v[8 + 4 * TLSOFF_MAX_SERVERS + 6 * TLSOFF_MAX_CERTS + 2 * TLSOFF_MAX_ROUTES + 32];
 	int n;
 	char store[16][24];
 	int nstore;
@@ -423,6 +426,7 @@ static int frontend_cmd(const struct nlattr *nest, struct cmd *c, char *err, siz
 			return rc;
 		word_str(&w, "cert", ct[TLSOFF_CERT_CHAIN]);
 		word_str(&w, "key", ct[TLSOFF_CERT_KEY]);
+		word_str(&w, "ocsp", ct[TLSOFF_CERT_OCSP]);
 	}
 	word_str(&w, mode == MODE_PASSTHROUGH ? "default" : "backend", tb[TLSOFF_FE_BACKEND]);
 	word_str(&w, "alpn", tb[TLSOFF_FE_ALPN]);
@@ -549,7 +553,8 @@ struct nl_msg *ctl_cmd_encode(const struct cmd *c, uint32_t seq)
 		}
 		rc = nla_put_string(m, TLSOFF_CERT_CHAIN, c->u.cert.cert.chain) |
 		     (c->u.cert.cert.key[0] ? nla_put_string(m, TLSOFF_CERT_KEY, c->u.cert.cert.key) : 0) |
-		     (c->u.cert.old[0] ? nla_put_string(m, TLSOFF_CERT_OLD, c->u.cert.old) : 0);
+		     (c->u.cert.old[0] ? nla_put_string(m, TLSOFF_CERT_OLD, c->u.cert.old) : 0) |
+		     (c->u.cert.cert.ocsp[0] ? nla_put_string(m, TLSOFF_CERT_OCSP, c->u.cert.cert.ocsp) : 0);
 		nla_nest_end(m, n);
 	}
 	}
@@ -624,6 +629,7 @@ int ctl_cmd_decode(const struct nlmsghdr *h, struct nlattr **tb, struct cmd *c, 
 		word(&w, nla_get_string(ct[TLSOFF_CERT_CHAIN]));
 		word_str(&w, "key", ct[TLSOFF_CERT_KEY]);
 		word_str(&w, "old", ct[TLSOFF_CERT_OLD]);
+		word_str(&w, "ocsp", ct[TLSOFF_CERT_OCSP]);
 		return parse_words(&w, c, err, errlen);
 	}
 	}

@@ -23,6 +23,7 @@
 #include "tlsoff/notify.h"
 #include "tlsoff/sockmap_splice.h"
 #include "tlsoff/tickets.h"
+#include "tlsoff/ocsp.h"
 #include "metrics.h"
 
 #define TICK_MS          250
@@ -1134,6 +1135,7 @@ int engine_run(struct config *cfg, const struct engine_opts *opts, const struct 
 			next_rotate = now_ms() + TICKET_ROTATE_SECONDS * 1000ull;
 		}
 		tickets_tick();
+		ocsp_tick();
 		reap_generations(&rt);
 		control_tick(ml.ctl);
 		metrics_http_tick(rt.metrics);

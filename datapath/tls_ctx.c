@@ -12,6 +12,7 @@
 #include <openssl/x509v3.h>
 
 #include "tlsoff/ktls.h"
+#include "tlsoff/ocsp.h"
 #include "tlsoff/tickets.h"
 
 /* Only AEAD suites the kernel can take, ECDHE only, strongest first (server preference). */
@@ -25,6 +26,7 @@ struct cert_entry {
 	SSL_CTX *ctx;
 	char **names;          /* DNS SANs (or the CN when there are none), lower case */
 	unsigned nnames;
+	struct ocsp_staple *ocsp;   /* NULL: no `ocsp FILE` */
 };
 
 struct tls_frontend {
@@ -192,6 +194,8 @@ struct tls_frontend *tls_frontend_new(const struct frontend_conf *fc, char *err,
 			snprintf(err, errlen, "out of memory");
 			goto fail;
 		}
+		if (cc->ocsp[0] && !(ce->ocsp = ocsp_staple_attach(ce->ctx, cc->ocsp, err, errlen)))
+			goto fail;
 	}
 	return tf;
 fail:
@@ -205,6 +209,7 @@ void tls_frontend_free(struct tls_frontend *tf)
 		return;
 	for (unsigned i = 0; i < tf->ncerts; i++) {
 		SSL_CTX_free(tf->certs[i].ctx);
+		ocsp_staple_put(tf->certs[i].ocsp);   /* after the SSL_CTX: no handshake can reach it any more */
 		for (unsigned n = 0; n < tf->certs[i].nnames; n++)
 			free(tf->certs[i].names[n]);
 		free(tf->certs[i].names);
@@ -236,6 +241,11 @@ X509 *tls_frontend_cert(const struct tls_frontend *tf, unsigned i, char *const *
 	*names = tf->certs[i].names;
 	*nnames = tf->certs[i].nnames;
 	return SSL_CTX_get0_certificate(tf->certs[i].ctx);
+}
+
+struct ocsp_staple *tls_frontend_ocsp(const struct tls_frontend *tf, unsigned i)
+{
+	return tf->certs[i].ocsp;
 }
 
 int tls_cert_file_name(const char *path, char *name, size_t len, char *err, size_t errlen)

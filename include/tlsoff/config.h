@@ -2,19 +2,21 @@
  *
  *   backend add NAME server HOST:PORT [server HOST:PORT ...] [balance roundrobin|leastconn]
  *               [proxy-protocol v2] [connect-timeout MS]
- *   frontend add NAME listen ADDR:PORT cert CHAIN.pem key KEY.pem [cert CHAIN.pem key KEY.pem ...]
- *               backend NAME [alpn h2,http/1.1] [tls-min 1.2|1.3] [datapath auto|splice|userspace]
+ *   frontend add NAME listen ADDR:PORT cert CHAIN.pem key KEY.pem [ocsp RESPONSE.der]
+ *               [cert CHAIN.pem key KEY.pem [ocsp RESPONSE.der] ...] backend NAME [alpn h2,http/1.1] [tls-min 1.2|1.3] [datapath auto|splice|userspace]
  *               [handshake-timeout MS] [idle-timeout MS] [max-conns N]
  *   frontend add NAME listen ADDR:PORT plain backend NAME [idle-timeout MS] [max-conns N]
  *   frontend add NAME listen ADDR:PORT passthrough [sni PATTERN=BACKEND ...] [default BACKEND]
  *               [handshake-timeout MS] [idle-timeout MS] [max-conns N]
  *   backend del NAME | frontend del NAME
  *   server add|del|drain|enable BACKEND HOST:PORT
- *   cert add FRONTEND cert CHAIN.pem key KEY.pem
- *   cert replace FRONTEND cert CHAIN.pem key KEY.pem [old OLDCHAIN.pem]
+ *   cert add FRONTEND cert CHAIN.pem key KEY.pem [ocsp RESPONSE.der]
+ *   cert replace FRONTEND cert CHAIN.pem key KEY.pem [ocsp RESPONSE.der] [old OLDCHAIN.pem]
  *   cert del FRONTEND CHAIN.pem
  *   tickets keys FILE
  *   metrics listen ADDR:PORT | metrics off
+ *
+ * `ocsp RESPONSE.der` follows its certificate's key: a DER OCSP response stapled while valid (ocsp.h).
  *
  * One parser, table-driven (struct cmd_opt rows), for a file and for a single command line. Errors are a
  * human-readable message; config_load prefixes "FILE:LINE: ". Nothing here opens sockets or certificates:
@@ -69,6 +71,7 @@ struct backend_conf {
 struct cert_conf {
 	char chain[TLSOFF_PATH_MAX];
 	char key[TLSOFF_PATH_MAX];
+	char ocsp[TLSOFF_PATH_MAX];   /* DER OCSP response stapled for this certificate ("" = none) */
 };
 
 struct frontend_conf {

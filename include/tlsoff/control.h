@@ -142,6 +142,11 @@ enum tlsoff_cert_attr {
 	TLSOFF_CERT_NOT_AFTER,           /* u64, in dumps: expiry, seconds since the epoch */
 	TLSOFF_CERT_SUBJECT,             /* string, in dumps */
 	TLSOFF_CERT_DEFAULT,             /* flag, in dumps: served when no SNI matches */
+	TLSOFF_CERT_OCSP,                /* string path: the DER OCSP response stapled for it (cert rows) */
+	TLSOFF_CERT_OCSP_STATE,          /* string, in dumps: stapling, stale, revoked, mismatch, invalid,
+					  * unreadable (or absent: no ocsp file) */
+	TLSOFF_CERT_OCSP_WHY,            /* string, in dumps: the reason when not stapling */
+	TLSOFF_CERT_OCSP_NEXT_UPDATE,    /* u64, in dumps: the response's nextUpdate (stale since), epoch s */
 	__TLSOFF_CERT_MAX
 };
 #define TLSOFF_CERT_MAX (__TLSOFF_CERT_MAX - 1)

@@ -25,6 +25,10 @@ unsigned tls_frontend_pick(const struct tls_frontend *tf, const char *sni);
 unsigned tls_frontend_ncerts(const struct tls_frontend *tf);
 X509 *tls_frontend_cert(const struct tls_frontend *tf, unsigned i, char *const **names, unsigned *nnames);
 
+/* Certificate i's OCSP staple (ocsp.h), NULL when it has no `ocsp FILE`. */
+struct ocsp_staple;
+struct ocsp_staple *tls_frontend_ocsp(const struct tls_frontend *tf, unsigned i);
+
 /* The primary name (first DNS SAN, else the CN) of the first certificate in a PEM file, for
  * `cert replace` without `old`. Returns 0 or -1 with err set. */
 int tls_cert_file_name(const char *path, char *name, size_t len, char *err, size_t errlen);

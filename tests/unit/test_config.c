@@ -162,6 +162,12 @@ static const struct { const char *cmd, *msg; } bad_cmds[] = {
 	{ "frontend add f listen 127.0.0.1:1 cert c key k backend b sni a.com=b", "sni routes need passthrough" },
 	{ "frontend add f listen 127.0.0.1:1 passthrough default a backend b", "'default' and 'backend' name the same" },
 	{ "frontend add f listen 127.0.0.1:1 key k cert c backend b", "key 'k' must follow its cert" },
+	{ "frontend add f listen 127.0.0.1:1 ocsp o cert c key k backend b", "ocsp 'o' must follow its cert's key" },
+	{ "frontend add f listen 127.0.0.1:1 cert c ocsp o key k backend b", "ocsp 'o' must follow its cert's key" },
+	{ "frontend add f listen 127.0.0.1:1 cert c key k ocsp o ocsp p backend b", "ocsp 'p' must follow its cert's key" },
+	{ "frontend add f listen 127.0.0.1:1 plain backend b ocsp o", "ocsp 'o' must follow" },
+	{ "cert add f cert c key k ocsp", "option 'ocsp' needs a value" },
+	{ "cert del f c ocsp o", "usage: cert del FRONTEND CHAIN.pem" },
 	{ "frontend add f listen 127.0.0.1:1 cert c key k cert d backend b", "cert 'd' has no key" },
 	{ "frontend add f listen 127.0.0.1:1 cert c cert d key k backend b", "cert 'c' has no key" },
 	{ "frontend add f listen localhost:1 cert c key k backend b", "expected a numeric IPv4 or [IPv6] address" },
@@ -288,7 +294,7 @@ START_TEST(runtime_commands_and_dump_round_trip)
 	ck_assert_uint_eq(cfg.backends[0].drained, 2);
 	apply(&cfg, "server enable app 127.0.0.1:9999", "has no server 127.0.0.1:9999");
 	apply(&cfg, "server drain nope 127.0.0.1:1", "no backend 'nope'");
-	apply(&cfg, "cert add edge cert \"/c/with space.pem\" key /c/b.key", NULL);
+	apply(&cfg, "cert add edge cert \"/c/with space.pem\" key /c/b.key ocsp \"/c/b ocsp.der\"", NULL);
 	apply(&cfg, "cert add edge cert /c/a.pem key /c/a.key", "already has cert /c/a.pem");
 	apply(&cfg, "cert replace edge cert /c/a2.pem key /c/a2.key old /c/a.pem", NULL);
 	ck_assert_str_eq(cfg.frontends[0].certs[0].chain, "/c/a2.pem");   /* still the default */
@@ -302,7 +308,7 @@ START_TEST(runtime_commands_and_dump_round_trip)
 	dump1[0] = dump2[0] = '\0';
 	config_format(&cfg, collect, dump1);
 	ck_assert_msg(strstr(dump1, "server drain app 127.0.0.1:8082\n"), "%s", dump1);
-	ck_assert_msg(strstr(dump1, "cert \"/c/with space.pem\" key /c/b.key"), "%s", dump1);
+	ck_assert_msg(strstr(dump1, "cert \"/c/with space.pem\" key /c/b.key ocsp \"/c/b ocsp.der\""), "%s", dump1);
 	ck_assert_msg(strstr(dump1, "alpn h2,http/1.1 tls-min 1.3"), "%s", dump1);
 	ck_assert_msg(strstr(dump1, "frontend add raw listen 127.0.0.1:8080 plain backend app idle-timeout 900\n"), "%s", dump1);
 	ck_assert_msg(strstr(dump1, "frontend add pt listen 127.0.0.1:9443 passthrough sni *.a.test=app sni b.test=app "

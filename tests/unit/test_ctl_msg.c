@@ -25,6 +25,7 @@ static const char *const commands[] = {
 	"frontend add web listen 127.0.0.1:8443 cert /a/c.pem key /a/k.pem cert \"/b/with space.pem\" key /b/k.pem "
 	"backend app alpn h2,http/1.1 tls-min 1.3 datapath splice handshake-timeout 1234 idle-timeout 99 max-conns 5",
 	"frontend add plain listen [::1]:443 cert c key k backend b",
+	"frontend add st listen 127.0.0.1:443 cert a key k ocsp /o/a.der cert b key kb cert c key kc ocsp c.der backend b",
 	"frontend add raw listen 127.0.0.1:80 plain backend app idle-timeout 5000 max-conns 3",
 	"frontend add pt listen 127.0.0.1:443 passthrough sni *.a.test=x sni b.test=y default z handshake-timeout 700",
 	"frontend del web",
@@ -36,6 +37,8 @@ static const char *const commands[] = {
 	"server enable app 127.0.0.1:9",
 	"cert add web cert /x.pem key /x.key",
 	"cert replace web cert /y.pem key /y.key old /x.pem",
+	"cert add web cert /z.pem key /z.key ocsp /z.der",
+	"cert replace web cert /y.pem key /y.key ocsp \"/y 2.der\" old /x.pem",
 	"cert del web /y.pem",
 	"tickets keys /etc/tlsoff/fleet.keys",
 	"metrics listen [::1]:9100",
@@ -67,9 +70,10 @@ static void describe(const struct cmd *c, char *out, size_t len)
 	size_t n = strlen(out);
 	bool del = (c->object == CMD_FRONTEND || c->object == CMD_BACKEND) && c->verb == CMD_DEL;
 	bool srv = c->object == CMD_SERVER, crt = c->object == CMD_CERT;
-	snprintf(out + n, len - n, "|%d %d|%s|%s %s|%s %s %s %s", c->object, c->verb, del ? c->u.name : "",
+	snprintf(out + n, len - n, "|%d %d|%s|%s %s|%s %s %s %s %s", c->object, c->verb, del ? c->u.name : "",
 		 srv ? c->u.server.backend : "", srv ? c->u.server.addr.text : "", crt ? c->u.cert.frontend : "",
-		 crt ? c->u.cert.cert.chain : "", crt ? c->u.cert.cert.key : "", crt ? c->u.cert.old : "");
+		 crt ? c->u.cert.cert.chain : "", crt ? c->u.cert.cert.key : "", crt ? c->u.cert.old : "",
+		 crt ? c->u.cert.cert.ocsp : "");
 }
 
 START_TEST(command_round_trip)

@@ -477,8 +477,10 @@ static void handshake(struct conn *c)
 			if (e == SSL_ERROR_SYSCALL && !ERR_peek_error())
 				snprintf(why, sizeof(why), "handshake: client %s",
 					 errno ? strerror(errno) : "closed the connection");
-			else if (cert_why)
+			else if (cert_why) {
 				snprintf(why, sizeof(why), "handshake: %s", cert_why);
+				ERR_clear_error();
+			}
 			else
 				snprintf(why, sizeof(why), "handshake: %s", tls_error_string(ebuf, sizeof(ebuf)));
 			set_reason(c, why);

@@ -41,7 +41,7 @@ on_ktls() {
 }
 tx0=$(tls_stat TlsTxSw); rx0=$(tls_stat TlsRxSw)
 
-gen_file 2000000 3 "$T/up"
+gen_file 1000000 3 "$T/up"
 for v in 1.2 1.3; do
   log "TLS $v with client-one: kTLS splice, the CN at the backend, bytes intact"
   lp=$(free_port)
@@ -50,7 +50,7 @@ for v in 1.2 1.3; do
   case $who in "client=0x07 verify=0 version=TLSv$v cn=client-one cipher="*) ;; *) fail "TLS $v: the backend's SSL TLV said '$who'" ;; esac
   on_ktls "$lp"
   lp=$(free_port)
-  check_download "https://localhost:$FP" 4000000 $RANDOM "${ARGS[@]}" --local-port "$lp" --tlsv$v --tls-max $v
+  check_download "https://localhost:$FP" 2000000 $RANDOM "${ARGS[@]}" --local-port "$lp" --tlsv$v --tls-max $v
   on_ktls "$lp"
   check_upload "https://localhost:$FP" "$T/up" "${ARGS[@]}" --tlsv$v --tls-max $v
 done

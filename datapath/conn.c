@@ -429,8 +429,9 @@ static void proxy_header(struct conn *c, const uint8_t *alpn, size_t alpn_len, c
 	int n = proxy_v2_build_ssl(hdr, sizeof(hdr), (struct sockaddr *)&peer, (struct sockaddr *)&local, alpn,
 				   alpn_len, sni, ssl);
 	if (n < 0) {
-		set_reason(c, ssl ? "PROXY v2 header: address families differ, or the client certificate's CN is "
-				    "longer than 255 bytes" : "PROXY v2 header: address families differ");
+		set_reason(c, ssl && ssl->cn && strlen(ssl->cn) > PROXY_V2_TLV_MAX ?
+			      "PROXY v2 header: the client certificate's CN is longer than 255 bytes" :
+			      "PROXY v2 header: address families differ");
 		return;
 	}
 	if (pre_append(c, hdr, (size_t)n) < 0)
@@ -477,12 +478,11 @@ static void handshake(struct conn *c)
 			if (e == SSL_ERROR_SYSCALL && !ERR_peek_error())
 				snprintf(why, sizeof(why), "handshake: client %s",
 					 errno ? strerror(errno) : "closed the connection");
-			else if (cert_why) {
+			else if (cert_why)
 				snprintf(why, sizeof(why), "handshake: %s", cert_why);
-				ERR_clear_error();
-			}
 			else
 				snprintf(why, sizeof(why), "handshake: %s", tls_error_string(ebuf, sizeof(ebuf)));
+			ERR_clear_error();
 			set_reason(c, why);
 			COUNT(handshake_failed);
 		}
@@ -511,6 +511,10 @@ static void handshake(struct conn *c)
 			ssl.client |= PP2_CLIENT_CERT_SESS | (cc.conn ? PP2_CLIENT_CERT_CONN : 0);
 			ssl.verify = (uint32_t)cc.verify;
 			ssl.cn = cc.cn;
+		}
+		if (cc.cn_bad) {   /* never pass on a cut or NUL-split name: the backend would take it as one */
+			set_reason(c, "PROXY v2 header: the client certificate's CN has a NUL byte or is too long");
+			return;
 		}
 		SSL_get0_alpn_selected(c->ssl, &alpn, &alpn_len);
 		proxy_header(c, alpn, alpn_len, SSL_get_servername(c->ssl, TLSEXT_NAMETYPE_host_name), &ssl);

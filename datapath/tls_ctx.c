@@ -349,6 +349,8 @@ void tls_client_cert_get(SSL *ssl, struct tls_client_cert *out)
 	int len = i < 0 ? -1 : ASN1_STRING_to_UTF8(&utf8, X509_NAME_ENTRY_get_data(X509_NAME_get_entry(subject, i)));
 	if (len > 0 && (size_t)len < sizeof(out->cn) && !memchr(utf8, 0, (size_t)len))
 		memcpy(out->cn, utf8, (size_t)len);
+	else if (i >= 0)
+		out->cn_bad = true;
 	OPENSSL_free(utf8);
 }
 

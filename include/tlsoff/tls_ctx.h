@@ -42,7 +42,8 @@ struct tls_client_cert {
 	bool sess;            /* the session has a client certificate */
 	bool conn;            /* ... sent in this handshake (not resumed) */
 	long verify;          /* X509_V_OK (0): verified; else the X509_V_ERR_* code (optional mode) */
-	char cn[256];         /* its subject CN as UTF-8; "" when none (or with a NUL byte: not an identity) */
+	char cn[1024];        /* its subject CN as UTF-8; "" when there is none */
+	bool cn_bad;          /* it has one, but with a NUL byte or longer than cn: not usable as an identity */
 };
 void tls_client_cert_get(SSL *ssl, struct tls_client_cert *out);
 

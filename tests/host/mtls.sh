@@ -142,6 +142,12 @@ wait_port "$PA"
 ctl frontend show added | grep -q "client-ca $T/ca.crt client-verify optional" || { ctl frontend show added; fail "frontend show: no client-ca"; }
 ctl -j frontend show req | grep -q "\"client_verify\":\"required\"" || { ctl -j frontend show req; fail "frontend show -j: client_verify"; }
 expect_ssl "$PA" "client=0x07 verify=0 version=TLSv1.3 cn=client-one" "${ONE[@]}"
+PL=$(free_port)   # a relative client-ca path is sent absolute, from tlsoffctl's directory
+(cd "$T" && ctl frontend add rel listen 127.0.0.1:$PL cert edge.crt key edge.key backend app client-ca ./ca.crt) ||
+  fail "frontend add with a relative client-ca path"
+ctl frontend show rel | grep -q "client-ca $T/ca.crt client-verify required" || { ctl frontend show rel; fail "relative client-ca path"; }
+wait_port "$PL"
+expect_ssl "$PL" "client=0x07 verify=0 version=TLSv1.3 cn=client-one" "${ONE[@]}"
 ctl config dump >"$T/dump1.conf"
 grep -q "frontend add req .* client-ca $T/ca.crt client-verify required" "$T/dump1.conf" || { cat "$T/dump1.conf"; fail "config dump: req's client-ca"; }
 "$B/tlsoffd" -f "$T/dump1.conf" --check 2>"$T/check.err" || fail "the dump does not load: $(cat "$T/check.err")"

@@ -95,8 +95,10 @@ _tlsoffctl_pairs()
 _tlsoffctl_value()
 {
     case $1 in
-        cert | key | ocsp | old)
+        cert | key | ocsp | old | client-ca)
             _tlsoffctl_files ;;
+        client-verify)
+            _tlsoffctl_reply "required optional" ;;
         backend | default)
             _tlsoffctl_reply "$(_tlsoffctl_names backend)" ;;
         frontend)
@@ -214,7 +216,7 @@ _tlsoffctl()
                 plain) _tlsoffctl_pairs $((at + 1)) "backend idle-timeout max-conns" "" ;;
                 passthrough) _tlsoffctl_pairs $((at + 1)) "default handshake-timeout idle-timeout max-conns" "sni" ;;
                 *) _tlsoffctl_pairs $((argi + 1)) \
-                       "listen backend alpn tls-min datapath handshake-timeout idle-timeout max-conns" "cert key ocsp"
+                       "listen backend alpn tls-min datapath handshake-timeout idle-timeout max-conns client-ca client-verify" "cert key ocsp"
                    if (( (cword - argi - 1) % 2 == 0 && cword - argi > 2 )); then   # a keyword slot
                        # shellcheck disable=SC2207
                        COMPREPLY+=($(compgen -W "plain passthrough" -- "$cur"))

@@ -84,6 +84,8 @@ int ctl_change(struct ctl *c, const char *object, int argc, char **argv)
 	if (cmd->object == CMD_FRONTEND && cmd->verb == CMD_ADD)
 		for (unsigned i = 0; i < cmd->u.frontend.ncerts; i++)
 			paths_ok &= !absolute(c, cmd->u.frontend.certs[i].chain) && !absolute(c, cmd->u.frontend.certs[i].key);
+	if (cmd->object == CMD_FRONTEND && cmd->verb == CMD_ADD && cmd->u.frontend.client_ca[0])
+		paths_ok &= !absolute(c, cmd->u.frontend.client_ca);
 	if (cmd->object == CMD_CERT)
 		paths_ok = !absolute(c, cmd->u.cert.cert.chain) && !absolute(c, cmd->u.cert.cert.key) &&
 			   !absolute(c, cmd->u.cert.old);

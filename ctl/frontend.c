@@ -51,6 +51,8 @@ static int print_frontend(const struct nlmsghdr *h, struct nlattr **tb, void *ar
 		json_kv_u64(j, "idle_timeout_ms", f.idle_timeout_ms);
 		json_kv_u64(j, "max_conns", f.max_conns);
 		json_kv_u64(j, "conns", conns);
+		json_kv_string(j, "client_ca", f.client_ca);
+		json_kv_string(j, "client_verify", tlsoff_client_verify_name(f.client_verify));
 		json_end_object(j);
 		return 0;
 	}
@@ -69,6 +71,8 @@ static int print_frontend(const struct nlmsghdr *h, struct nlattr **tb, void *ar
 	printf("\n  handshake-timeout %u idle-timeout %u\n", f.handshake_timeout_ms, f.idle_timeout_ms);
 	for (unsigned i = 0; i < f.ncerts; i++)
 		printf("  cert %s key %s\n", f.certs[i].chain, f.certs[i].key);
+	if (f.client_ca[0])
+		printf("  client-ca %s client-verify %s\n", f.client_ca, tlsoff_client_verify_name(f.client_verify));
 	return 0;
 }
 

@@ -186,6 +186,7 @@ enum opt_kind {
 	O_ALPN,
 	O_FLAG,       /* a word alone: sets the int field to vals[0].value */
 	O_ROUTE,      /* PATTERN=BACKEND, repeatable */
+	O_PATH,       /* a file name (TLSOFF_PATH_MAX) */
 };
 
 struct enum_val { const char *word; int value; };
@@ -204,6 +205,12 @@ static const struct enum_val proxy_vals[] = { { "v2", 2 }, { NULL, 0 } };
 static const struct enum_val tls_vals[] = { { "1.2", TLS1_2_VERSION }, { "1.3", TLS1_3_VERSION }, { NULL, 0 } };
 static const struct enum_val datapath_vals[] = {
 	{ "auto", DATAPATH_AUTO }, { "splice", DATAPATH_SPLICE }, { "userspace", DATAPATH_USERSPACE },
+	{ NULL, 0 } };
+
+static const struct enum_val verify_vals[] = {
+	{ "required", CLIENT_VERIFY_REQUIRED }, { "optional", CLIENT_VERIFY_OPTIONAL }, { NULL, 0 } };
+static const struct enum_val verify_names[] = {   /* for output: "none" is not a word of the grammar */
+	{ "none", CLIENT_VERIFY_NONE }, { "required", CLIENT_VERIFY_REQUIRED }, { "optional", CLIENT_VERIFY_OPTIONAL },
 	{ NULL, 0 } };
 
 static const struct enum_val mode_plain[] = { { "plain", MODE_PLAIN }, { NULL, 0 } };
@@ -239,6 +246,8 @@ static const struct cmd_opt frontend_opts[] = {
 	{ "idle-timeout", O_MS, FE(idle_timeout_ms), NULL, false },
 	{ "max-conns", O_COUNT, FE(max_conns), NULL, false },
 	{ "ocsp", O_OCSP, FE(certs), NULL, false },
+	{ "client-ca", O_PATH, FE(client_ca), NULL, false },
+	{ "client-verify", O_ENUM, FE(client_verify), verify_vals, false },
 	{ NULL, 0, 0, NULL, false },
 };
 
@@ -373,6 +382,11 @@ static int apply_opt(const struct cmd_opt *o, const char *val, void *base, const
 		snprintf(f->routes[f->nroutes++].backend, TLSOFF_NAME_MAX, "%s", eq + 1);
 		return 0;
 	}
+	case O_PATH:
+		if (!*val || strlen(val) >= TLSOFF_PATH_MAX)
+			return errf(err, errlen, "%s: %s: bad path '%.40s'", what, o->kw, val);
+		snprintf(field, TLSOFF_PATH_MAX, "%s", val);
+		return 0;
 	case O_ALPN: {
 		struct frontend_conf *f = base;
 		if (tlsoff_alpn_parse(val, f->alpn, &f->alpn_len, list, sizeof(list)))
@@ -513,7 +527,8 @@ static bool option_seen(unsigned seen, const char *kw)
  * (the TLS is the backend's, or there is none). */
 static int frontend_check(struct frontend_conf *f, unsigned seen, const char *what, char *err, size_t errlen)
 {
-	static const char *const tls_only[] = { "cert", "key", "alpn", "tls-min", "datapath", "ocsp" };
+	static const char *const tls_only[] = { "cert", "key", "alpn", "tls-min", "datapath", "ocsp", "client-ca",
+						"client-verify" };
 	if (option_seen(seen, "plain") && option_seen(seen, "passthrough"))
 		return errf(err, errlen, "%s: plain or passthrough, not both", what);
 	if (option_seen(seen, "backend") && option_seen(seen, "default"))
@@ -540,6 +555,11 @@ static int frontend_check(struct frontend_conf *f, unsigned seen, const char *wh
 		return errf(err, errlen, "%s: cert '%s' has no key", what, f->certs[f->ncerts - 1].chain);
 	if (!f->backend[0])
 		return errf(err, errlen, "%s: missing 'backend'", what);
+	if (f->client_verify && !f->client_ca[0])
+		return errf(err, errlen, "%s: 'client-verify' needs 'client-ca CA.pem' (the CA client certificates "
+			    "are verified against)", what);
+	if (f->client_ca[0] && !f->client_verify)
+		f->client_verify = CLIENT_VERIFY_REQUIRED;   /* a CA alone means: only its clients get in */
 	return 0;
 }
 
@@ -868,6 +888,7 @@ const char *tlsoff_balance_name(int balance) { return word_of(balance_vals, bala
 const char *tlsoff_datapath_name(int datapath) { return word_of(datapath_vals, datapath); }
 const char *tlsoff_tls_min_name(int tls_min) { return word_of(tls_vals, tls_min); }
 const char *tlsoff_mode_name(int mode) { return word_of(mode_vals, mode); }
+const char *tlsoff_client_verify_name(int v) { return word_of(verify_names, v); }
 
 void tlsoff_alpn_format(const uint8_t *wire, unsigned len, char *out, size_t outlen)
 {
@@ -970,6 +991,10 @@ void config_format(const struct config *cfg, void (*line)(const char *text, void
 		if (f->max_conns) {
 			W("max-conns"); U(f->max_conns);
 		}
+		if (f->mode == MODE_TLS && f->client_ca[0]) {
+			W("client-ca"); W(f->client_ca);
+			W("client-verify"); W(tlsoff_client_verify_name(f->client_verify));
+		}
 		line(buf, arg);
 	}
 #undef W
@@ -1014,7 +1039,7 @@ static int resolve_paths(const char *cfgpath, struct cmd *c, char *err, size_t e
 		    resolve_path(cfgpath, c->u.frontend.certs[i].key, err, errlen) ||
 		    resolve_path(cfgpath, c->u.frontend.certs[i].ocsp, err, errlen))
 			return -1;
-	return 0;
+	return resolve_path(cfgpath, c->u.frontend.client_ca, err, errlen);
 }
 
 int config_load(const char *path, struct config *cfg, char *err, size_t errlen)

@@ -10,6 +10,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 #include <openssl/err.h>
+#include <openssl/x509.h>
 
 #include "engine.h"
 #include "metrics.h"
@@ -425,21 +426,45 @@ static int drain_buffered(struct conn *c)
 	return 0;
 }
 
-void conn_proxy_header(struct conn *c, const uint8_t *alpn, size_t alpn_len, const char *sni)
+static void proxy_header(struct conn *c, const uint8_t *alpn, size_t alpn_len, const char *sni,
+			 const struct proxy_v2_ssl *ssl)
 {
 	struct sockaddr_storage peer, local;
 	socklen_t pl = sizeof(peer), ll = sizeof(local);
 	getpeername(c->fd[CLIENT], (struct sockaddr *)&peer, &pl);
 	getsockname(c->fd[CLIENT], (struct sockaddr *)&local, &ll);
 	uint8_t hdr[PROXY_V2_MAX];
-	int n = proxy_v2_build(hdr, sizeof(hdr), (struct sockaddr *)&peer, (struct sockaddr *)&local, alpn,
-			       alpn_len, sni);
+	int n = proxy_v2_build_ssl(hdr, sizeof(hdr), (struct sockaddr *)&peer, (struct sockaddr *)&local, alpn,
+				   alpn_len, sni, ssl);
 	if (n < 0) {
-		set_reason(c, "PROXY v2 header: address families differ");
+		set_reason(c, ssl && ssl->cn && strlen(ssl->cn) > PROXY_V2_TLV_MAX ?
+			      "PROXY v2 header: the client certificate's CN is longer than 255 bytes" :
+			      "PROXY v2 header: address families differ");
 		return;
 	}
 	if (pre_append(c, hdr, (size_t)n) < 0)
 		set_reason(c, "out of memory");
+}
+
+void conn_proxy_header(struct conn *c, const uint8_t *alpn, size_t alpn_len, const char *sni)
+{
+	proxy_header(c, alpn, alpn_len, sni, NULL);
+}
+
+/* A client-ca frontend: what the client's certificate said, once per connection in the log (optional mode
+ * lets a missing or failing one through, so this is where an operator sees it). */
+static void log_client_cert(const struct conn *c, const struct tls_client_cert *cc)
+{
+	char cn[sizeof(cc->cn) * 4];
+	log_safe_copy(cn, sizeof(cn), cc->cn);
+	if (!cc->sess)
+		log_info("frontend=%s client=%s: no client certificate (client-verify optional)", c->fe->conf.name,
+			 c->client);
+	else
+		log_info("frontend=%s client=%s: client certificate cn=%s %s%s%s", c->fe->conf.name, c->client,
+			 cn[0] ? cn : "-", cc->verify == X509_V_OK ? "verified" : "not verified: ",
+			 cc->verify == X509_V_OK ? "" : X509_verify_cert_error_string(cc->verify),
+			 cc->conn ? "" : " (resumed session)");
 }
 
 static void handshake(struct conn *c)
@@ -455,11 +480,17 @@ static void handshake(struct conn *c)
 		else {
 			static __thread char why[200];
 			char ebuf[160];
+			const char *cert_why = NULL;
+			if (c->fe->conf.client_verify)
+				cert_why = tls_client_cert_refusal(c->ssl, ERR_peek_error(), ebuf, sizeof(ebuf));
 			if (e == SSL_ERROR_SYSCALL && !ERR_peek_error())
 				snprintf(why, sizeof(why), "handshake: client %s",
 					 errno ? strerror(errno) : "closed the connection");
+			else if (cert_why)
+				snprintf(why, sizeof(why), "handshake: %s", cert_why);
 			else
 				snprintf(why, sizeof(why), "handshake: %s", tls_error_string(ebuf, sizeof(ebuf)));
+			ERR_clear_error();
 			set_reason(c, why);
 			COUNT(handshake_failed);
 			metrics_handshake(NULL, NULL, MR_FAILED);
@@ -475,11 +506,28 @@ static void handshake(struct conn *c)
 	c->version = SSL_get_version(c->ssl);
 	c->cipher = SSL_CIPHER_get_name(SSL_get_current_cipher(c->ssl));
 	metrics_handshake(c->version, c->cipher, SSL_session_reused(c->ssl) ? MR_RESUMED : MR_FULL);
+	struct tls_client_cert cc = { .sess = false };
+	if (c->fe->conf.client_verify) {
+		tls_client_cert_get(c->ssl, &cc);
+		log_client_cert(c, &cc);
+	}
 	if (c->be->conf.proxy_protocol == 2) {
 		const unsigned char *alpn = NULL;
 		unsigned alpn_len = 0;
+		/* What haproxy's send-proxy-v2-ssl-cn sends: TLS, version, cipher, and the client certificate. */
+		struct proxy_v2_ssl ssl = { .client = PP2_CLIENT_SSL, .verify = 1, .version = c->version,
+					    .cipher = c->cipher };
+		if (cc.sess) {
+			ssl.client |= PP2_CLIENT_CERT_SESS | (cc.conn ? PP2_CLIENT_CERT_CONN : 0);
+			ssl.verify = (uint32_t)cc.verify;
+			ssl.cn = cc.cn;
+		}
+		if (cc.cn_bad) {   /* never pass on a cut or NUL-split name: the backend would take it as one */
+			set_reason(c, "PROXY v2 header: the client certificate's CN has a NUL byte or is too long");
+			return;
+		}
 		SSL_get0_alpn_selected(c->ssl, &alpn, &alpn_len);
-		conn_proxy_header(c, alpn, alpn_len, SSL_get_servername(c->ssl, TLSEXT_NAMETYPE_host_name));
+		proxy_header(c, alpn, alpn_len, SSL_get_servername(c->ssl, TLSEXT_NAMETYPE_host_name), &ssl);
 		if (c->error)
 			return;
 	}

@@ -27,6 +27,7 @@ const struct nla_policy ctl_fe_policy[TLSOFF_FE_MAX + 1] = {
 	[TLSOFF_FE_TLS_MIN] = STR(8), [TLSOFF_FE_DATAPATH] = U32, [TLSOFF_FE_HANDSHAKE_TIMEOUT] = U32,
 	[TLSOFF_FE_IDLE_TIMEOUT] = U32, [TLSOFF_FE_MAX_CONNS] = U32, [TLSOFF_FE_CONNS] = U32,
 	[TLSOFF_FE_MODE] = U32, [TLSOFF_FE_ROUTE] = NEST,
+	[TLSOFF_FE_CLIENT_CA] = STR(TLSOFF_PATH_MAX), [TLSOFF_FE_CLIENT_VERIFY] = U32,
 };
 const struct nla_policy ctl_route_policy[TLSOFF_ROUTE_MAX + 1] = {
 	[TLSOFF_ROUTE_SNI] = STR(TLSOFF_SNI_MAX), [TLSOFF_ROUTE_BACKEND] = STR(TLSOFF_NAME_MAX),
@@ -317,6 +318,9 @@ int ctl_put_frontend(struct nl_msg *m, const struct frontend_conf *f, int conns)
 	    nla_put_u32(m, TLSOFF_FE_MAX_CONNS, f->max_conns) < 0 ||
 	    (conns >= 0 && nla_put_u32(m, TLSOFF_FE_CONNS, (uint32_t)conns) < 0))
 		return -1;
+	if (tls && f->client_ca[0] && (nla_put_string(m, TLSOFF_FE_CLIENT_CA, f->client_ca) < 0 ||
+				       nla_put_u32(m, TLSOFF_FE_CLIENT_VERIFY, (uint32_t)f->client_verify) < 0))
+		return -1;
 	nla_nest_end(m, fe);
 	return 0;
 }
@@ -438,6 +442,11 @@ static int frontend_cmd(const struct nlattr *nest, struct cmd *c, char *err, siz
 	word_u32(&w, "handshake-timeout", tb[TLSOFF_FE_HANDSHAKE_TIMEOUT], false);
 	word_u32(&w, "idle-timeout", tb[TLSOFF_FE_IDLE_TIMEOUT], false);
 	word_u32(&w, "max-conns", tb[TLSOFF_FE_MAX_CONNS], true);
+	word_str(&w, "client-ca", tb[TLSOFF_FE_CLIENT_CA]);
+	if (tb[TLSOFF_FE_CLIENT_VERIFY]) {   /* "?" for a value the grammar does not have: cmd_parse names it */
+		word(&w, "client-verify");
+		word(&w, tlsoff_client_verify_name((int)nla_get_u32(tb[TLSOFF_FE_CLIENT_VERIFY])));
+	}
 	return parse_words(&w, c, err, errlen);
 }
 

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <strings.h>
 #include <openssl/err.h>
+#include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <openssl/x509v3.h>
 
@@ -129,6 +130,69 @@ static int alpn_cb(SSL *ssl, const unsigned char **out, unsigned char *outlen, c
 	return SSL_TLSEXT_ERR_OK;
 }
 
+/* Optional client certificates: a failed verification is recorded (SSL_get_verify_result) and reported,
+ * not fatal. */
+static int verify_optional(int ok, X509_STORE_CTX *store)
+{
+	(void)ok;
+	(void)store;
+	return 1;
+}
+
+/* A session resumes only where its client certificate would be checked the same way: the session id
+ * context is a digest of the CA file's contents and the verify mode, so a ticket from an `optional` or
+ * another CA's frontend does not skip this one's verification (and a fleet sharing ticket keys and the CA
+ * file resumes across nodes). OpenSSL also refuses to resume at all under SSL_VERIFY_PEER without one. */
+static int client_ca_sid(const struct frontend_conf *fc, unsigned char sid[32], char *err, size_t errlen)
+{
+	FILE *f = fopen(fc->client_ca, "r");
+	if (!f) {
+		snprintf(err, errlen, "client-ca %s: %s", fc->client_ca, strerror(errno));
+		return -1;
+	}
+	EVP_MD_CTX *md = EVP_MD_CTX_new();
+	unsigned char buf[4096];
+	unsigned len = 0;
+	size_t n;
+	int ok = md && EVP_DigestInit_ex(md, EVP_sha256(), NULL) == 1 &&
+		 EVP_DigestUpdate(md, "tlsoff client-ca", 16) == 1 &&
+		 EVP_DigestUpdate(md, &fc->client_verify, sizeof(fc->client_verify)) == 1;
+	while (ok && (n = fread(buf, 1, sizeof(buf), f)) > 0)
+		ok = EVP_DigestUpdate(md, buf, n) == 1;
+	ok = ok && !ferror(f) && EVP_DigestFinal_ex(md, sid, &len) == 1 && len == 32;
+	EVP_MD_CTX_free(md);
+	fclose(f);
+	if (!ok)
+		snprintf(err, errlen, "client-ca %s: cannot read it", fc->client_ca);
+	return ok ? 0 : -1;
+}
+
+static int client_ca_setup(SSL_CTX *ctx, const struct frontend_conf *fc, const unsigned char sid[32], char *err,
+			   size_t errlen)
+{
+	char ebuf[256];
+	if (SSL_CTX_load_verify_locations(ctx, fc->client_ca, NULL) != 1) {
+		snprintf(err, errlen, "client-ca %s: %s", fc->client_ca, tls_error_string(ebuf, sizeof(ebuf)));
+		return -1;
+	}
+	/* The CA names go into the CertificateRequest, so a client with several certificates picks ours. */
+	STACK_OF(X509_NAME) *names = SSL_load_client_CA_file(fc->client_ca);
+	if (!names) {
+		snprintf(err, errlen, "client-ca %s: no CA certificate in it", fc->client_ca);
+		ERR_clear_error();
+		return -1;
+	}
+	SSL_CTX_set_client_CA_list(ctx, names);
+	SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | (fc->client_verify == CLIENT_VERIFY_REQUIRED ?
+						   SSL_VERIFY_FAIL_IF_NO_PEER_CERT : 0),
+			   fc->client_verify == CLIENT_VERIFY_OPTIONAL ? verify_optional : NULL);
+	if (SSL_CTX_set_session_id_context(ctx, sid, 32) != 1) {
+		snprintf(err, errlen, "client-ca %s: %s", fc->client_ca, tls_error_string(ebuf, sizeof(ebuf)));
+		return -1;
+	}
+	return 0;
+}
+
 static SSL_CTX *new_ctx(const struct frontend_conf *fc, struct tls_frontend *tf)
 {
 	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
@@ -161,6 +225,9 @@ static SSL_CTX *new_ctx(const struct frontend_conf *fc, struct tls_frontend *tf)
 struct tls_frontend *tls_frontend_new(const struct frontend_conf *fc, char *err, size_t errlen)
 {
 	char ebuf[256];
+	unsigned char sid[32];
+	if (fc->client_ca[0] && client_ca_sid(fc, sid, err, errlen))
+		return NULL;
 	struct tls_frontend *tf = calloc(1, sizeof(*tf));
 	if (!tf || !(tf->certs = calloc(fc->ncerts, sizeof(*tf->certs)))) {
 		free(tf);
@@ -195,6 +262,8 @@ struct tls_frontend *tls_frontend_new(const struct frontend_conf *fc, char *err,
 			goto fail;
 		}
 		if (cc->ocsp[0] && !(ce->ocsp = ocsp_staple_attach(ce->ctx, cc->ocsp, err, errlen)))
+			goto fail;
+		if (fc->client_ca[0] && client_ca_setup(ce->ctx, fc, sid, err, errlen))
 			goto fail;
 	}
 	return tf;
@@ -273,4 +342,40 @@ int tls_cert_file_name(const char *path, char *name, size_t len, char *err, size
 	free(ce.names);
 	X509_free(x);
 	return rc;
+}
+
+void tls_client_cert_get(SSL *ssl, struct tls_client_cert *out)
+{
+	memset(out, 0, sizeof(*out));
+	X509 *x = SSL_get0_peer_certificate(ssl);
+	out->verify = SSL_get_verify_result(ssl);
+	if (!x)
+		return;
+	out->sess = true;
+	out->conn = !SSL_session_reused(ssl);
+	const X509_NAME *subject = X509_get_subject_name(x);
+	int i = X509_NAME_get_index_by_NID(subject, NID_commonName, -1);
+	unsigned char *utf8 = NULL;
+	int len = i < 0 ? -1 : ASN1_STRING_to_UTF8(&utf8, X509_NAME_ENTRY_get_data(X509_NAME_get_entry(subject, i)));
+	if (len > 0 && (size_t)len < sizeof(out->cn) && !memchr(utf8, 0, (size_t)len))
+		memcpy(out->cn, utf8, (size_t)len);
+	else if (i >= 0)
+		out->cn_bad = true;
+	OPENSSL_free(utf8);
+}
+
+const char *tls_client_cert_refusal(SSL *ssl, unsigned long err, char *buf, size_t len)
+{
+	if (ERR_GET_LIB(err) != ERR_LIB_SSL)
+		return NULL;
+	if (ERR_GET_REASON(err) == SSL_R_PEER_DID_NOT_RETURN_A_CERTIFICATE) {
+		snprintf(buf, len, "no client certificate");
+		return buf;
+	}
+	long v = SSL_get_verify_result(ssl);
+	if (ERR_GET_REASON(err) == SSL_R_CERTIFICATE_VERIFY_FAILED && v != X509_V_OK) {
+		snprintf(buf, len, "client certificate: %s", X509_verify_cert_error_string(v));
+		return buf;
+	}
+	return NULL;
 }

@@ -5,6 +5,7 @@
  *   frontend add NAME listen ADDR:PORT cert CHAIN.pem key KEY.pem [ocsp RESPONSE.der]
  *               [cert CHAIN.pem key KEY.pem [ocsp RESPONSE.der] ...] backend NAME [alpn h2,http/1.1] [tls-min 1.2|1.3] [datapath auto|splice|userspace]
  *               [handshake-timeout MS] [idle-timeout MS] [max-conns N]
+ *               [client-ca CA.pem [client-verify required|optional]]
  *   frontend add NAME listen ADDR:PORT plain backend NAME [idle-timeout MS] [max-conns N]
  *   frontend add NAME listen ADDR:PORT passthrough [sni PATTERN=BACKEND ...] [default BACKEND]
  *               [handshake-timeout MS] [idle-timeout MS] [max-conns N]
@@ -51,6 +52,10 @@ enum tlsoff_datapath { DATAPATH_AUTO, DATAPATH_SPLICE, DATAPATH_USERSPACE,
 /* tls: terminate TLS here; plain: TCP both ways, spliced in the kernel (sockmap); passthrough: TLS not
  * decrypted here, routed by the ClientHello's SNI, then spliced in the kernel like plain. */
 enum tlsoff_mode { MODE_TLS, MODE_PLAIN, MODE_PASSTHROUGH };
+/* Client certificates (mTLS), TLS frontends with client-ca only. required: a client without a certificate
+ * that verifies against client-ca is refused in the handshake; optional: one is asked for, and the result
+ * (none, verified, or the verify error) goes to the log and the PROXY v2 header, the connection goes on. */
+enum tlsoff_client_verify { CLIENT_VERIFY_NONE, CLIENT_VERIFY_REQUIRED, CLIENT_VERIFY_OPTIONAL };
 
 struct sni_route {
 	char pattern[TLSOFF_SNI_MAX];   /* "example.com" or "*.example.com" */
@@ -90,6 +95,8 @@ struct frontend_conf {
 	unsigned handshake_timeout_ms, idle_timeout_ms;
 	unsigned max_conns;                         /* 0 = unlimited */
 	unsigned line;
+	char client_ca[TLSOFF_PATH_MAX];            /* CA bundle client certificates must chain to ("" = none) */
+	int client_verify;                          /* enum tlsoff_client_verify; NONE exactly when no client_ca */
 };
 
 enum cmd_object { CMD_BACKEND, CMD_FRONTEND, CMD_SERVER, CMD_CERT, CMD_TICKETS, CMD_METRICS };
@@ -169,6 +176,7 @@ const char *tlsoff_balance_name(int balance);
 const char *tlsoff_datapath_name(int datapath);
 const char *tlsoff_tls_min_name(int tls_min);
 const char *tlsoff_mode_name(int mode);           /* "tls", "plain", "passthrough" */
+const char *tlsoff_client_verify_name(int v);     /* "none", "required", "optional" */
 
 /* Passthrough: the backend for an SNI host name (exact patterns first, then "*." ones, then the default);
  * NULL when nothing matches and there is no default. */

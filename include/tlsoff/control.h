@@ -98,6 +98,8 @@ enum tlsoff_fe_attr {
 	TLSOFF_FE_CONNS,                 /* u32, in dumps: open connections */
 	TLSOFF_FE_MODE,                  /* u32 enum tlsoff_mode: 0 tls, 1 plain, 2 passthrough */
 	TLSOFF_FE_ROUTE,                 /* nest: TLSOFF_ROUTE_* (repeated): passthrough SNI routes, in order */
+	TLSOFF_FE_CLIENT_CA,             /* string path: CA of client certificates (mTLS); absent = none asked */
+	TLSOFF_FE_CLIENT_VERIFY,         /* u32 enum tlsoff_client_verify: 1 required, 2 optional */
 	__TLSOFF_FE_MAX
 };
 #define TLSOFF_FE_MAX (__TLSOFF_FE_MAX - 1)

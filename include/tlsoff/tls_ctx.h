@@ -4,6 +4,7 @@
 #ifndef TLSOFF_TLS_CTX_H
 #define TLSOFF_TLS_CTX_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <openssl/ssl.h>
 #include "tlsoff/config.h"
@@ -38,5 +39,21 @@ int tls_name_matches(const char *pattern, const char *host);
 
 /* The first error in OpenSSL's queue as text (and clear the queue), for messages. */
 const char *tls_error_string(char *buf, size_t len);
+
+/* What the handshake established about the client's certificate (client-ca frontends), for the PROXY v2
+ * SSL TLV and the log. On a resumed session the certificate and its verify result come from the session. */
+struct tls_client_cert {
+	bool sess;            /* the session has a client certificate */
+	bool conn;            /* ... sent in this handshake (not resumed) */
+	long verify;          /* X509_V_OK (0): verified; else the X509_V_ERR_* code (optional mode) */
+	char cn[1024];        /* its subject CN as UTF-8; "" when there is none */
+	bool cn_bad;          /* it has one, but with a NUL byte or longer than cn: not usable as an identity */
+};
+void tls_client_cert_get(SSL *ssl, struct tls_client_cert *out);
+
+/* A failed handshake on a client-ca frontend: "no client certificate" or "client certificate: <the X509
+ * verify error>" when the client's certificate is why (err: the first error of OpenSSL's queue), else
+ * NULL. */
+const char *tls_client_cert_refusal(SSL *ssl, unsigned long err, char *buf, size_t len);
 
 #endif

@@ -10,6 +10,8 @@
  *   POST /echo             answers with the request body (Content-Length bodies up to 64 MB)
  *   GET /whoami            what a PROXY protocol v2 header at the start of the connection said
  *                          ("src=ADDR:PORT dst=ADDR:PORT alpn=X authority=Y"), or "no proxy header"
+ *   GET /whoami/ssl        its PP2_TYPE_SSL TLV: "client=0xFLAGS verify=N version=V cn=CN cipher=C" (a
+ *                          missing sub-TLV is "-"), or "no ssl tlv"; a malformed one is "bad ssl tlv ..."
  *   anything else          404
  */
 #include <arpa/inet.h>
@@ -153,8 +155,34 @@ static int send_bytes(int fd, uint64_t n, uint64_t seed, int keep)
 }
 
 /* A PROXY v2 header, if the connection starts with one: parse it into text for GET /whoami. */
-static void read_proxy_header(struct rd *r, char *who, size_t len)
+/* PP2_TYPE_SSL's value: client (1 byte), verify (4, network order), then sub-TLVs that must fill it exactly. */
+static void parse_ssl_tlv(const uint8_t *v, size_t l, char *out, size_t len)
 {
+	char version[64] = "-", cn[300] = "-", cipher[80] = "-";
+	if (l < 5) {
+		snprintf(out, len, "bad ssl tlv: %zu bytes\n", l);
+		return;
+	}
+	unsigned verify = (unsigned)v[1] << 24 | v[2] << 16 | v[3] << 8 | v[4];
+	size_t p = 5;
+	while (p < l) {
+		if (p + 3 > l || p + 3 + (size_t)(v[p + 1] << 8 | v[p + 2]) > l) {
+			snprintf(out, len, "bad ssl tlv: sub-TLV at %zu overruns the TLV (%zu bytes)\n", p, l);
+			return;
+		}
+		size_t sl = (size_t)(v[p + 1] << 8 | v[p + 2]);
+		char *dst = v[p] == 0x21 ? version : v[p] == 0x22 ? cn : v[p] == 0x23 ? cipher : NULL;
+		size_t dl = v[p] == 0x21 ? sizeof(version) : v[p] == 0x22 ? sizeof(cn) : sizeof(cipher);
+		if (dst)
+			snprintf(dst, dl, "%.*s", (int)sl, v + p + 3);
+		p += 3 + sl;
+	}
+	snprintf(out, len, "client=0x%02x verify=%u version=%s cn=%s cipher=%s\n", v[0], verify, version, cn, cipher);
+}
+
+static void read_proxy_header(struct rd *r, char *who, size_t len, char *ssl, size_t ssl_len)
+{
+	snprintf(ssl, ssl_len, "no ssl tlv\n");
 	static const uint8_t sig[12] = { 0x0D, 0x0A, 0x0D, 0x0A, 0x00, 0x0D, 0x0A, 0x51, 0x55, 0x49, 0x54, 0x0A };
 	snprintf(who, len, "no proxy header");
 	while (r->len - r->off < 16)
@@ -189,6 +217,8 @@ static void read_proxy_header(struct rd *r, char *who, size_t len)
 			snprintf(alpn, sizeof(alpn), "%.*s", (int)l, h + p + 3);
 		else if (h[p] == 0x02)
 			snprintf(auth, sizeof(auth), "%.*s", (int)l, h + p + 3);
+		else if (h[p] == 0x20)
+			parse_ssl_tlv(h + p + 3, l, ssl, ssl_len);
 		p += 3 + l;
 	}
 	snprintf(who, len, "src=%s dst=%s alpn=%s authority=%s\n", src, dst, alpn, auth);
@@ -199,9 +229,9 @@ static void *serve(void *arg)
 {
 	int fd = (int)(intptr_t)arg;
 	struct rd *r = calloc(1, sizeof(*r));
-	char line[8192], method[16], path[4096], who[512];
+	char line[8192], method[16], path[4096], who[512], ssl[600];
 	r->fd = fd;
-	read_proxy_header(r, who, sizeof(who));
+	read_proxy_header(r, who, sizeof(who), ssl, sizeof(ssl));
 	for (;;) {
 		if (rd_line(r, line, sizeof(line)) < 0 || sscanf(line, "%15s %4095s", method, path) != 2)
 			break;
@@ -287,6 +317,8 @@ static void *serve(void *arg)
 			rc = send_bytes(fd, n, seed, keep);
 		} else if (!strcmp(method, "GET") && !strcmp(path, "/whoami")) {
 			rc = respond(fd, 200, "OK", who, keep);
+		} else if (!strcmp(method, "GET") && !strcmp(path, "/whoami/ssl")) {
+			rc = respond(fd, 200, "OK", ssl, keep);
 		} else if (!strcmp(method, "GET") && !strcmp(path, "/")) {
 			rc = respond(fd, 200, "OK", "hello from the tlsoff demo backend\n", keep);
 		} else {

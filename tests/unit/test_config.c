@@ -186,6 +186,18 @@ static const struct { const char *cmd, *msg; } bad_cmds[] = {
 	{ "metrics listen", "usage: metrics listen ADDR:PORT | metrics off" },
 	{ "metrics listen 127.0.0.1", "metrics listen: " },
 	{ "metrics off now", "metrics: expected 'listen ADDR:PORT' or 'off'" },
+	{ "frontend add f listen 127.0.0.1:1 cert c key k backend b client-verify optional",
+	  "frontend f: 'client-verify' needs 'client-ca CA.pem'" },
+	{ "frontend add f listen 127.0.0.1:1 cert c key k backend b client-ca ca.pem client-verify none",
+	  "client-verify: 'none' is not one of required|optional" },
+	{ "frontend add f listen 127.0.0.1:1 cert c key k backend b client-ca", "option 'client-ca' needs a value" },
+	{ "frontend add f listen 127.0.0.1:1 cert c key k backend b client-ca \"\"", "client-ca: bad path ''" },
+	{ "frontend add f listen 127.0.0.1:1 cert c key k backend b client-ca a client-ca b",
+	  "option 'client-ca' given twice" },
+	{ "frontend add f listen 127.0.0.1:1 plain backend b client-ca ca.pem",
+	  "'client-ca' does not apply to a plain frontend" },
+	{ "frontend add f listen 127.0.0.1:1 passthrough default b client-ca ca.pem client-verify optional",
+	  "'client-ca' does not apply to a passthrough frontend" },
 };
 
 START_TEST(bad_commands)
@@ -313,6 +325,52 @@ START_TEST(runtime_commands_and_dump_round_trip)
 	ck_assert_msg(strstr(dump1, "frontend add raw listen 127.0.0.1:8080 plain backend app idle-timeout 900\n"), "%s", dump1);
 	ck_assert_msg(strstr(dump1, "frontend add pt listen 127.0.0.1:9443 passthrough sni *.a.test=app sni b.test=app "
 				    "handshake-timeout 10000 idle-timeout 300000\n"), "%s", dump1);
+	const char *path2 = write_file(dump1);
+	ck_assert_msg(config_load(path2, &again, err, sizeof(err)) == 0, "%s\n%s", err, dump1);
+	config_format(&again, collect, dump2);
+	ck_assert_str_eq(dump1, dump2);
+	config_free(&cfg);
+	config_free(&again);
+	unlink(path);
+	unlink(path2);
+	free(path);
+}
+END_TEST
+
+/* client-ca alone means required; the file path is relative to the configuration's directory; the dump
+ * writes both words and reloads to the same dump. */
+START_TEST(client_certificates)
+{
+	struct cmd c;
+	struct config cfg, again;
+	static char dump1[4096], dump2[4096];
+	ck_assert_int_eq(parse("frontend add f listen 127.0.0.1:1 cert c key k backend b", &c), 0);
+	ck_assert_int_eq(c.u.frontend.client_verify, CLIENT_VERIFY_NONE);
+	ck_assert_str_eq(c.u.frontend.client_ca, "");
+	ck_assert_int_eq(parse("frontend add f listen 127.0.0.1:1 cert c key k backend b client-ca /ca.pem", &c), 0);
+	ck_assert_int_eq(c.u.frontend.client_verify, CLIENT_VERIFY_REQUIRED);
+	ck_assert_str_eq(c.u.frontend.client_ca, "/ca.pem");
+	ck_assert_int_eq(parse("frontend add f listen 127.0.0.1:1 client-verify optional cert c key k backend b "
+			       "client-ca \"/with space/ca.pem\"", &c), 0);
+	ck_assert_int_eq(c.u.frontend.client_verify, CLIENT_VERIFY_OPTIONAL);
+	ck_assert_str_eq(tlsoff_client_verify_name(CLIENT_VERIFY_OPTIONAL), "optional");
+	ck_assert_str_eq(tlsoff_client_verify_name(CLIENT_VERIFY_REQUIRED), "required");
+
+	char *path = strdup(write_file("backend add app server 127.0.0.1:8080 proxy-protocol v2\n"
+				      "frontend add a listen 127.0.0.1:8443 cert /c/a.pem key /c/a.key backend app "
+				      "client-ca cas/clients.pem\n"
+				      "frontend add o listen 127.0.0.1:8444 cert /c/a.pem key /c/a.key backend app "
+				      "client-ca \"/c/with space.pem\" client-verify optional\n"
+				      "frontend add n listen 127.0.0.1:8445 cert /c/a.pem key /c/a.key backend app\n"));
+	ck_assert_msg(config_load(path, &cfg, err, sizeof(err)) == 0, "%s", err);
+	ck_assert_str_eq(cfg.frontends[0].client_ca, "/tmp/cas/clients.pem");   /* next to the file */
+	dump1[0] = dump2[0] = '\0';
+	config_format(&cfg, collect, dump1);
+	ck_assert_msg(strstr(dump1, "idle-timeout 300000 client-ca /tmp/cas/clients.pem client-verify required\n"),
+		      "%s", dump1);
+	ck_assert_msg(strstr(dump1, "client-ca \"/c/with space.pem\" client-verify optional\n"), "%s", dump1);
+	ck_assert_msg(strstr(dump1, "frontend add n listen 127.0.0.1:8445 cert /c/a.pem key /c/a.key backend app "
+				    "tls-min 1.2 datapath auto handshake-timeout 10000 idle-timeout 300000\n"), "%s", dump1);
 	const char *path2 = write_file(dump1);
 	ck_assert_msg(config_load(path2, &again, err, sizeof(err)) == 0, "%s\n%s", err, dump1);
 	config_format(&again, collect, dump2);
@@ -472,6 +530,7 @@ int main(void)
 	tcase_add_test(tc, runtime_commands_and_dump_round_trip);
 	tcase_add_test(tc, tickets_keys);
 	tcase_add_test(tc, metrics_listen);
+	tcase_add_test(tc, client_certificates);
 	suite_add_tcase(s, tc);
 	return run_suite(s);
 }

@@ -57,7 +57,7 @@ TBIN_BINS  := $(patsubst tests/bin/%.c,$(B)/tests/bin/%,$(TBIN_SRCS))
 
 PROGS := $(if $(wildcard datapath/tlsoffd.c),$(B)/tlsoffd) $(if $(CTL_SRCS),$(B)/tlsoffctl)
 
-.PHONY: all deps install uninstall test test-unit test-host test-lab test-matrix run lab-shell clean
+.PHONY: all deps install uninstall test test-unit test-host test-lab test-matrix run lab-shell clean bench
 all: $(BPF_OBJS) $(BPF_SKELS) $(LIB) $(PROGS) $(UNIT_BINS) $(TBIN_BINS)
 
 deps:
@@ -118,6 +118,12 @@ run:
 	@scripts/deps
 	@$(MAKE) --no-print-directory all
 	@scripts/run
+# Benchmarks are not tests: tlsoffd side by side with haproxy, nginx, stunnel and hitch (BENCHMARKS.md).
+# BENCH_ARGS: --quick, --only "tlsoff nginx", --cert rsa, --out DIR.
+bench:
+	@scripts/deps
+	@$(MAKE) --no-print-directory all
+	@scripts/bench $(BENCH_ARGS)
 KERNEL ?= latest
 lab-shell:   # .cache/run is shared writable so `scripts/run` (the make run demo) works inside too
 	@scripts/deps

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# timeout: 300
+# scripts/bench --quick (what `make bench` runs, with small sizes) so the driver never rots: every terminator
+# (tlsoffd, haproxy, nginx, stunnel, hitch) starts from its generated configuration, serves every workload,
+# and the report has a value per terminator and workload plus the tlsoff ÷ best peer row. The numbers of a
+# quick run on a shared machine mean nothing and are not asserted; that a load tool did full handshakes is
+# (tls_load fails on a resumed session), and so is the byte count the backend saw for each upload.
+source "$(dirname "$0")/../lib.sh"
+need haproxy nginx stunnel hitch bc
+TLSOFF_BUILD=$B "$ROOT/scripts/bench" --quick --out "$T/bench" >"$T/bench.out" 2>&1 || { tail -20 "$T/bench.out"; fail "scripts/bench --quick failed"; }
+tsv=$T/bench/results.tsv
+for t in tlsoff haproxy nginx stunnel hitch; do
+  for wm in "down1 cpu_s_per_gib" "down1 mb_per_s" "down8 mb_per_s" "up1 mb_per_s" "up8 mb_per_s" \
+            "hs cpu_s_per_1000" "hs per_s" "rr per_s" "rr p50_us" "rr p99_us" "idle kb_per_conn"; do
+    set -- $wm
+    v=$(awk -F'\t' -v t="$t" -v w="$1" -v m="$2" '$1 == t && $2 == w && $3 == m { print $4 }' "$tsv")
+    [ -n "$v" ] || fail "no $1 $2 for $t"
+    # rates and latencies must be positive; CPU and memory may round to 0 in a quick run
+    case $2 in mb_per_s|per_s|p50_us|p99_us) awk -v v="$v" 'BEGIN { exit !(v > 0) }' || fail "$t $1 $2 = $v" ;; esac
+  done
+done
+grep -q '^| \*\*tlsoff ÷ best peer\*\* |' "$T/bench/results.md" || fail "no ratio row in results.md"
+log "$(grep -c . "$tsv") results from 5 terminators"

@@ -205,6 +205,9 @@ static const struct enum_val datapath_vals[] = {
 	{ "auto", DATAPATH_AUTO }, { "splice", DATAPATH_SPLICE }, { "userspace", DATAPATH_USERSPACE },
 	{ NULL, 0 } };
 
+static const struct enum_val nic_offload_vals[] = {
+	{ "off", NIC_OFFLOAD_OFF }, { "prefer", NIC_OFFLOAD_PREFER }, { NULL, 0 } };
+
 static const struct enum_val mode_plain[] = { { "plain", MODE_PLAIN }, { NULL, 0 } };
 static const struct enum_val mode_passthrough[] = { { "passthrough", MODE_PASSTHROUGH }, { NULL, 0 } };
 static const struct enum_val mode_vals[] = {
@@ -237,6 +240,7 @@ static const struct cmd_opt frontend_opts[] = {
 	{ "handshake-timeout", O_MS, FE(handshake_timeout_ms), NULL, false },
 	{ "idle-timeout", O_MS, FE(idle_timeout_ms), NULL, false },
 	{ "max-conns", O_COUNT, FE(max_conns), NULL, false },
+	{ "nic-offload", O_ENUM, FE(nic_offload), nic_offload_vals, false },
 	{ NULL, 0, 0, NULL, false },
 };
 
@@ -483,7 +487,7 @@ static bool option_seen(unsigned seen, const char *kw)
  * (the TLS is the backend's, or there is none). */
 static int frontend_check(struct frontend_conf *f, unsigned seen, const char *what, char *err, size_t errlen)
 {
-	static const char *const tls_only[] = { "cert", "key", "alpn", "tls-min", "datapath" };
+	static const char *const tls_only[] = { "cert", "key", "alpn", "tls-min", "datapath", "nic-offload" };
 	if (option_seen(seen, "plain") && option_seen(seen, "passthrough"))
 		return errf(err, errlen, "%s: plain or passthrough, not both", what);
 	if (option_seen(seen, "backend") && option_seen(seen, "default"))
@@ -822,6 +826,7 @@ static const char *word_of(const struct enum_val *v, int value)
 const char *tlsoff_balance_name(int balance) { return word_of(balance_vals, balance); }
 const char *tlsoff_datapath_name(int datapath) { return word_of(datapath_vals, datapath); }
 const char *tlsoff_tls_min_name(int tls_min) { return word_of(tls_vals, tls_min); }
+const char *tlsoff_nic_offload_name(int mode) { return word_of(nic_offload_vals, mode); }
 const char *tlsoff_mode_name(int mode) { return word_of(mode_vals, mode); }
 
 void tlsoff_alpn_format(const uint8_t *wire, unsigned len, char *out, size_t outlen)
@@ -916,6 +921,9 @@ void config_format(const struct config *cfg, void (*line)(const char *text, void
 		W("idle-timeout"); U(f->idle_timeout_ms);
 		if (f->max_conns) {
 			W("max-conns"); U(f->max_conns);
+		}
+		if (f->mode == MODE_TLS && f->nic_offload != NIC_OFFLOAD_OFF) {   /* like max-conns: only when set */
+			W("nic-offload"); W(tlsoff_nic_offload_name(f->nic_offload));
 		}
 		line(buf, arg);
 	}

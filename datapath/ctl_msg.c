@@ -27,6 +27,7 @@ const struct nla_policy ctl_fe_policy[TLSOFF_FE_MAX + 1] = {
 	[TLSOFF_FE_TLS_MIN] = STR(8), [TLSOFF_FE_DATAPATH] = U32, [TLSOFF_FE_HANDSHAKE_TIMEOUT] = U32,
 	[TLSOFF_FE_IDLE_TIMEOUT] = U32, [TLSOFF_FE_MAX_CONNS] = U32, [TLSOFF_FE_CONNS] = U32,
 	[TLSOFF_FE_MODE] = U32, [TLSOFF_FE_ROUTE] = NEST,
+	[TLSOFF_FE_NIC_OFFLOAD] = U32,
 };
 const struct nla_policy ctl_route_policy[TLSOFF_ROUTE_MAX + 1] = {
 	[TLSOFF_ROUTE_SNI] = STR(TLSOFF_SNI_MAX), [TLSOFF_ROUTE_BACKEND] = STR(TLSOFF_NAME_MAX),
@@ -52,6 +53,7 @@ const struct nla_policy ctl_conn_policy[TLSOFF_CONN_MAX + 1] = {
 	[TLSOFF_CONN_WHY] = STR(512), [TLSOFF_CONN_KTLS_TX] = STR(16), [TLSOFF_CONN_KTLS_RX] = STR(16),
 	[TLSOFF_CONN_BYTES_IN] = U64, [TLSOFF_CONN_BYTES_OUT] = U64, [TLSOFF_CONN_AGE_MS] = U64,
 	[TLSOFF_CONN_REKEYS] = U32, [TLSOFF_CONN_WORKER] = U32,
+	[TLSOFF_CONN_NIC_OFFLOAD] = STR(128),
 };
 const struct nla_policy ctl_filter_policy[TLSOFF_FILTER_MAX + 1] = {
 	[TLSOFF_FILTER_FRONTEND] = STR(TLSOFF_NAME_MAX), [TLSOFF_FILTER_BACKEND] = STR(TLSOFF_NAME_MAX),
@@ -308,6 +310,7 @@ int ctl_put_frontend(struct nl_msg *m, const struct frontend_conf *f, int conns)
 	if ((tls && f->alpn_len && nla_put_string(m, TLSOFF_FE_ALPN, alpn) < 0) ||
 	    (tls && nla_put_string(m, TLSOFF_FE_TLS_MIN, tlsoff_tls_min_name(f->tls_min)) < 0) ||
 	    (tls && nla_put_u32(m, TLSOFF_FE_DATAPATH, f->datapath) < 0) ||
+	    (tls && nla_put_u32(m, TLSOFF_FE_NIC_OFFLOAD, (uint32_t)f->nic_offload) < 0) ||
 	    (f->mode != MODE_PLAIN && nla_put_u32(m, TLSOFF_FE_HANDSHAKE_TIMEOUT, f->handshake_timeout_ms) < 0) ||
 	    nla_put_u32(m, TLSOFF_FE_IDLE_TIMEOUT, f->idle_timeout_ms) < 0 ||
 	    nla_put_u32(m, TLSOFF_FE_MAX_CONNS, f->max_conns) < 0 ||
@@ -433,6 +436,10 @@ static int frontend_cmd(const struct nlattr *nest, struct cmd *c, char *err, siz
 	word_u32(&w, "handshake-timeout", tb[TLSOFF_FE_HANDSHAKE_TIMEOUT], false);
 	word_u32(&w, "idle-timeout", tb[TLSOFF_FE_IDLE_TIMEOUT], false);
 	word_u32(&w, "max-conns", tb[TLSOFF_FE_MAX_CONNS], true);
+	if (tb[TLSOFF_FE_NIC_OFFLOAD]) {
+		word(&w, "nic-offload");
+		word(&w, tlsoff_nic_offload_name((int)nla_get_u32(tb[TLSOFF_FE_NIC_OFFLOAD])));   /* "?" is refused */
+	}
 	return parse_words(&w, c, err, errlen);
 }
 

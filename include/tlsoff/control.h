@@ -97,6 +97,7 @@ enum tlsoff_fe_attr {
 	TLSOFF_FE_CONNS,                 /* u32, in dumps: open connections */
 	TLSOFF_FE_MODE,                  /* u32 enum tlsoff_mode: 0 tls, 1 plain, 2 passthrough */
 	TLSOFF_FE_ROUTE,                 /* nest: TLSOFF_ROUTE_* (repeated): passthrough SNI routes, in order */
+	TLSOFF_FE_NIC_OFFLOAD,           /* u32 enum tlsoff_nic_offload: 0 off, 1 prefer (TLS frontends) */
 	__TLSOFF_FE_MAX
 };
 #define TLSOFF_FE_MAX (__TLSOFF_FE_MAX - 1)
@@ -167,6 +168,8 @@ enum tlsoff_conn_attr {
 	TLSOFF_CONN_AGE_MS,              /* u64 */
 	TLSOFF_CONN_REKEYS,              /* u32 */
 	TLSOFF_CONN_WORKER,              /* u32 */
+	TLSOFF_CONN_NIC_OFFLOAD,         /* string: the nic-offload decision ("preferred TLS 1.2 AES-GCM for eth0",
+					  * "not applicable: egress lo has no tls-hw-tx-offload"), "" when off */
 	__TLSOFF_CONN_MAX
 };
 #define TLSOFF_CONN_MAX (__TLSOFF_CONN_MAX - 1)

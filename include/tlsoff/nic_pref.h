@@ -16,10 +16,8 @@
 #include <stddef.h>
 #include <net/if.h>
 
+#include "tlsoff/config.h"
 #include "tlsoff/netdev.h"
-
-/* The frontend's setting (frontend_conf.nic_offload). */
-enum nic_offload_mode { NIC_OFFLOAD_OFF, NIC_OFFLOAD_PREFER };
 
 /* What the decision says, compactly, so a connection keeps two bytes and a device name rather than a
  * string; nic_pref_text() turns it into words. */
@@ -44,7 +42,7 @@ enum nic_pref_reason {
 };
 
 struct nic_pref_in {
-	enum nic_offload_mode mode;
+	enum tlsoff_nic_offload mode;       /* the frontend's nic-offload */
 	int tls_min;                        /* TLS1_2_VERSION or TLS1_3_VERSION (0x0303 / 0x0304) */
 	bool ktls;                          /* this connection could get kTLS at all: datapath not userspace, and
 					     * the kernel takes TLS 1.2 AES-GCM both ways */

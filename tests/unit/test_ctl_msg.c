@@ -25,6 +25,7 @@ static const char *const commands[] = {
 	"frontend add web listen 127.0.0.1:8443 cert /a/c.pem key /a/k.pem cert \"/b/with space.pem\" key /b/k.pem "
 	"backend app alpn h2,http/1.1 tls-min 1.3 datapath splice handshake-timeout 1234 idle-timeout 99 max-conns 5",
 	"frontend add plain listen [::1]:443 cert c key k backend b",
+	"frontend add nic listen 127.0.0.1:8444 cert c key k backend b nic-offload prefer",
 	"frontend add raw listen 127.0.0.1:80 plain backend app idle-timeout 5000 max-conns 3",
 	"frontend add pt listen 127.0.0.1:443 passthrough sni *.a.test=x sni b.test=y default z handshake-timeout 700",
 	"frontend del web",

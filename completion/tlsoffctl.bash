@@ -111,6 +111,8 @@ _tlsoffctl_value()
             else
                 _tlsoffctl_reply "auto splice userspace"
             fi ;;
+        nic-offload)
+            _tlsoffctl_reply "off prefer" ;;
         alpn)
             _tlsoffctl_reply "h2,http/1.1 h2 http/1.1" ;;
         balance)
@@ -216,7 +218,7 @@ _tlsoffctl()
                 plain) _tlsoffctl_pairs $((at + 1)) "backend idle-timeout max-conns" "" ;;
                 passthrough) _tlsoffctl_pairs $((at + 1)) "default handshake-timeout idle-timeout max-conns" "sni" ;;
                 *) _tlsoffctl_pairs $((argi + 1)) \
-                       "listen backend alpn tls-min datapath handshake-timeout idle-timeout max-conns client-ca client-verify" "cert key ocsp"
+                       "listen backend alpn tls-min datapath handshake-timeout idle-timeout max-conns client-ca client-verify nic-offload" "cert key ocsp"
                    if (( (cword - argi - 1) % 2 == 0 && cword - argi > 2 )); then   # a keyword slot
                        # shellcheck disable=SC2207
                        COMPREPLY+=($(compgen -W "plain passthrough" -- "$cur"))

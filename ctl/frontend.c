@@ -50,6 +50,7 @@ static int print_frontend(const struct nlmsghdr *h, struct nlattr **tb, void *ar
 		json_kv_u64(j, "handshake_timeout_ms", f.handshake_timeout_ms);
 		json_kv_u64(j, "idle_timeout_ms", f.idle_timeout_ms);
 		json_kv_u64(j, "max_conns", f.max_conns);
+		json_kv_string(j, "nic_offload", f.mode == MODE_TLS ? tlsoff_nic_offload_name(f.nic_offload) : "");
 		json_kv_u64(j, "conns", conns);
 		json_kv_string(j, "client_ca", f.client_ca);
 		json_kv_string(j, "client_verify", tlsoff_client_verify_name(f.client_verify));
@@ -68,6 +69,8 @@ static int print_frontend(const struct nlmsghdr *h, struct nlattr **tb, void *ar
 	}
 	if (f.max_conns)
 		printf(" max-conns %u", f.max_conns);
+	if (f.mode == MODE_TLS && f.nic_offload != NIC_OFFLOAD_OFF)
+		printf(" nic-offload %s", tlsoff_nic_offload_name(f.nic_offload));
 	printf("\n  handshake-timeout %u idle-timeout %u\n", f.handshake_timeout_ms, f.idle_timeout_ms);
 	for (unsigned i = 0; i < f.ncerts; i++)
 		printf("  cert %s key %s\n", f.certs[i].chain, f.certs[i].key);

@@ -27,7 +27,7 @@ const struct object ctl_objects[] = {
 	  "frontend add NAME listen ADDR:PORT cert CHAIN.pem key KEY.pem [ocsp RESPONSE.der]\n"
 	  "             [cert ... key ... [ocsp ...]] backend NAME\n"
 	  "             [alpn h2,http/1.1] [tls-min 1.2|1.3] [datapath auto|splice|userspace]\n"
-	  "             [handshake-timeout MS] [idle-timeout MS] [max-conns N]\n"
+	  "             [handshake-timeout MS] [idle-timeout MS] [max-conns N] [nic-offload off|prefer]\n"
 	  "             [client-ca CA.pem [client-verify required|optional]]\n"
 	  "frontend add NAME listen ADDR:PORT plain backend NAME [idle-timeout MS] [max-conns N]\n"
 	  "frontend add NAME listen ADDR:PORT passthrough [sni PATTERN=BACKEND ...] [default BACKEND]\n"

@@ -212,6 +212,8 @@ static const struct enum_val verify_vals[] = {
 static const struct enum_val verify_names[] = {   /* for output: "none" is not a word of the grammar */
 	{ "none", CLIENT_VERIFY_NONE }, { "required", CLIENT_VERIFY_REQUIRED }, { "optional", CLIENT_VERIFY_OPTIONAL },
 	{ NULL, 0 } };
+static const struct enum_val nic_offload_vals[] = {
+	{ "off", NIC_OFFLOAD_OFF }, { "prefer", NIC_OFFLOAD_PREFER }, { NULL, 0 } };
 
 static const struct enum_val mode_plain[] = { { "plain", MODE_PLAIN }, { NULL, 0 } };
 static const struct enum_val mode_passthrough[] = { { "passthrough", MODE_PASSTHROUGH }, { NULL, 0 } };
@@ -248,6 +250,7 @@ static const struct cmd_opt frontend_opts[] = {
 	{ "ocsp", O_OCSP, FE(certs), NULL, false },
 	{ "client-ca", O_PATH, FE(client_ca), NULL, false },
 	{ "client-verify", O_ENUM, FE(client_verify), verify_vals, false },
+	{ "nic-offload", O_ENUM, FE(nic_offload), nic_offload_vals, false },
 	{ NULL, 0, 0, NULL, false },
 };
 
@@ -528,7 +531,7 @@ static bool option_seen(unsigned seen, const char *kw)
 static int frontend_check(struct frontend_conf *f, unsigned seen, const char *what, char *err, size_t errlen)
 {
 	static const char *const tls_only[] = { "cert", "key", "alpn", "tls-min", "datapath", "ocsp", "client-ca",
-						"client-verify" };
+						"client-verify", "nic-offload" };
 	if (option_seen(seen, "plain") && option_seen(seen, "passthrough"))
 		return errf(err, errlen, "%s: plain or passthrough, not both", what);
 	if (option_seen(seen, "backend") && option_seen(seen, "default"))
@@ -887,6 +890,7 @@ static const char *word_of(const struct enum_val *v, int value)
 const char *tlsoff_balance_name(int balance) { return word_of(balance_vals, balance); }
 const char *tlsoff_datapath_name(int datapath) { return word_of(datapath_vals, datapath); }
 const char *tlsoff_tls_min_name(int tls_min) { return word_of(tls_vals, tls_min); }
+const char *tlsoff_nic_offload_name(int mode) { return word_of(nic_offload_vals, mode); }
 const char *tlsoff_mode_name(int mode) { return word_of(mode_vals, mode); }
 const char *tlsoff_client_verify_name(int v) { return word_of(verify_names, v); }
 
@@ -994,6 +998,9 @@ void config_format(const struct config *cfg, void (*line)(const char *text, void
 		if (f->mode == MODE_TLS && f->client_ca[0]) {
 			W("client-ca"); W(f->client_ca);
 			W("client-verify"); W(tlsoff_client_verify_name(f->client_verify));
+		}
+		if (f->mode == MODE_TLS && f->nic_offload != NIC_OFFLOAD_OFF) {   /* like max-conns: only when set */
+			W("nic-offload"); W(tlsoff_nic_offload_name(f->nic_offload));
 		}
 		line(buf, arg);
 	}

@@ -9,11 +9,13 @@
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <unistd.h>
+#include <linux/tls.h>
 #include <openssl/err.h>
 #include <openssl/x509.h>
 
 #include "engine.h"
 #include "metrics.h"
+#include "tlsoff/nic_pref.h"
 #include "tlsoff/ktls_record.h"
 #include "tlsoff/log.h"
 
@@ -106,6 +108,14 @@ struct conn *conn_new(struct worker *w, struct frontend_rt *fe, int fd, const st
 		free(c);
 		return NULL;
 	}
+	if (c->ssl && fe->conf.nic_offload == NIC_OFFLOAD_PREFER) {
+		/* The NIC can only get keys the kernel takes: kTLS at all, and TLS 1.2 AES-GCM both ways. */
+		const struct ktls_caps *caps = w->caps;
+		const struct ktls_cipher *gcm = ktls_cipher_by_iana(0xC02F);   /* ECDHE-RSA-AES128-GCM-SHA256 */
+		unsigned bit = gcm ? 1u << (gcm - ktls_ciphers) : 0;
+		c->nic.ktls = fe->conf.datapath != DATAPATH_USERSPACE && caps->ulp && (caps->tx[0] & caps->rx[0] & bit);
+		tls_ssl_nic_choice(c->ssl, &c->nic);
+	}
 	atomic_fetch_add(&fe->refs, 1);
 	c->next = w->conns;
 	if (w->conns)
@@ -148,6 +158,7 @@ void conn_describe(const struct conn *c, struct conn_info *out)
 	out->cipher = c->cipher ? c->cipher : "";
 	out->datapath = c->state == CS_HANDSHAKE || c->state == CS_ROUTE ? "" : datapath_name(c->datapath);
 	out->ktls = c->ktls;
+	nic_pref_text(c->nic.verdict, c->nic.reason, c->nic.dev, out->nic, sizeof(out->nic));
 	out->rekeys = c->rekeys;
 	out->worker = (unsigned)c->w->id;
 }
@@ -165,19 +176,24 @@ void conn_free(struct conn *c)
 	if (c->error)
 		metrics_conn_error(c->close_reason);
 	if (c->state != CS_HANDSHAKE || c->error) {
-		char ktls[16];
+		char ktls[16], nic[128] = "";
+		if (c->nic.verdict != NIC_PREF_NONE) {
+			char words[112];
+			snprintf(nic, sizeof(nic), " nic=\"%s\"",
+				 nic_pref_text(c->nic.verdict, c->nic.reason, c->nic.dev, words, sizeof(words)));
+		}
 		snprintf(ktls, sizeof(ktls), "%s%s%s", c->ktls & KTLS_TX ? "tx" : "", c->ktls == (KTLS_TX | KTLS_RX) ? "+" : "",
 			 c->ktls & KTLS_RX ? "rx" : c->ktls ? "" : "none");
 		log_msg(c->error ? LOG_NOTICE : LOG_INFO,
 			"close frontend=%s client=%s server=%s tls=%s cipher=%s alpn=%s sni=%s datapath=%s%s%s%s "
-			"ktls=%s kmode=tx:%s,rx:%s rekeys=%u in=%llu out=%llu ms=%llu reason=\"%s\"",
+			"ktls=%s kmode=tx:%s,rx:%s rekeys=%u in=%llu out=%llu ms=%llu reason=\"%s\"%s",
 			fe->conf.name, c->client, c->server_text ? c->server_text : "-",
 			c->version ? c->version : "-", c->cipher ? c->cipher : "-", c->alpn[0] ? c->alpn : "-",
 			c->sni[0] ? c->sni : "-", c->state == CS_ROUTE ? "-" : datapath_name(c->datapath), c->datapath_why ? " (" : "",
 			c->datapath_why ? c->datapath_why : "", c->datapath_why ? ")" : "", ktls,
 			c->txconf ? ktls_conf_name(c->txconf) : "-", c->rxconf ? ktls_conf_name(c->rxconf) : "-", c->rekeys, (unsigned long long)c->up.bytes,
 			(unsigned long long)c->down.bytes, (unsigned long long)(w->now_ms - c->start_ms),
-			c->close_reason ? c->close_reason : "done");
+			c->close_reason ? c->close_reason : "done", nic);
 	}
 	for (int s = 0; s < 2; s++)
 		if (c->fd[s] >= 0)
@@ -372,6 +388,15 @@ static void choose_datapath(struct conn *c)
 	if (c->w->diag && sockdiag_ktls(c->w->diag, c->fd[CLIENT], &d) == 0) {
 		c->txconf = (uint8_t)d.txconf;
 		c->rxconf = (uint8_t)d.rxconf;
+		/* What the kernel chose per direction: the NIC (hw, hw-record) or its own crypto (sw). */
+		if (c->txconf == TLS_CONF_SW)
+			COUNT(ktls_tx_sw);
+		else if (c->txconf == TLS_CONF_HW || c->txconf == TLS_CONF_HW_RECORD)
+			COUNT(ktls_tx_hw);
+		if (c->rxconf == TLS_CONF_SW)
+			COUNT(ktls_rx_sw);
+		else if (c->rxconf == TLS_CONF_HW || c->rxconf == TLS_CONF_HW_RECORD)
+			COUNT(ktls_rx_hw);
 	}
 	metrics_ktls_installed(c->txconf, c->rxconf);
 	/* The kernel has the keys: keep only what KeyUpdate needs (TLS 1.3 on kernels that can rekey) and
@@ -511,6 +536,10 @@ static void handshake(struct conn *c)
 		tls_client_cert_get(c->ssl, &cc);
 		log_client_cert(c, &cc);
 	}
+	if (c->nic.verdict == NIC_PREF_APPLIED)
+		COUNT(nic_preferred);
+	else if (c->nic.verdict == NIC_PREF_NOT_APPLICABLE)
+		COUNT(nic_not_applicable);
 	if (c->be->conf.proxy_protocol == 2) {
 		const unsigned char *alpn = NULL;
 		unsigned alpn_len = 0;

@@ -370,7 +370,8 @@ static int put_conn(struct nl_msg *m, const struct conn_info *c)
 	    nla_put_string(m, TLSOFF_CONN_KTLS_RX, kmode(c->rxconf)) < 0 ||
 	    nla_put_u64(m, TLSOFF_CONN_BYTES_IN, c->in) < 0 || nla_put_u64(m, TLSOFF_CONN_BYTES_OUT, c->out) < 0 ||
 	    nla_put_u64(m, TLSOFF_CONN_AGE_MS, c->age_ms) < 0 || nla_put_u32(m, TLSOFF_CONN_REKEYS, c->rekeys) < 0 ||
-	    nla_put_u32(m, TLSOFF_CONN_WORKER, c->worker) < 0)
+	    nla_put_u32(m, TLSOFF_CONN_WORKER, c->worker) < 0 ||
+	    nla_put_string(m, TLSOFF_CONN_NIC_OFFLOAD, c->nic) < 0)
 		return -1;
 	nla_nest_end(m, n);
 	return 0;
@@ -445,6 +446,7 @@ static int do_stats(struct request *r)
 	if (m) {
 		C(accepted); C(refused_max_conns); C(handshake_failed); C(splice); C(userspace); C(sockmap); C(rekeys);
 		C(rekey_unsupported);
+		C(ktls_tx_sw); C(ktls_tx_hw); C(ktls_rx_sw); C(ktls_rx_hw); C(nic_preferred); C(nic_not_applicable);
 	}
 #undef C
 	/* The kernel's own kTLS counters (TlsCurrTxSw, TlsDecryptError, ...), absent without the TLS module. */

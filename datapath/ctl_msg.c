@@ -28,6 +28,7 @@ const struct nla_policy ctl_fe_policy[TLSOFF_FE_MAX + 1] = {
 	[TLSOFF_FE_IDLE_TIMEOUT] = U32, [TLSOFF_FE_MAX_CONNS] = U32, [TLSOFF_FE_CONNS] = U32,
 	[TLSOFF_FE_MODE] = U32, [TLSOFF_FE_ROUTE] = NEST,
 	[TLSOFF_FE_CLIENT_CA] = STR(TLSOFF_PATH_MAX), [TLSOFF_FE_CLIENT_VERIFY] = U32,
+	[TLSOFF_FE_NIC_OFFLOAD] = U32,
 };
 const struct nla_policy ctl_route_policy[TLSOFF_ROUTE_MAX + 1] = {
 	[TLSOFF_ROUTE_SNI] = STR(TLSOFF_SNI_MAX), [TLSOFF_ROUTE_BACKEND] = STR(TLSOFF_NAME_MAX),
@@ -55,6 +56,7 @@ const struct nla_policy ctl_conn_policy[TLSOFF_CONN_MAX + 1] = {
 	[TLSOFF_CONN_WHY] = STR(512), [TLSOFF_CONN_KTLS_TX] = STR(16), [TLSOFF_CONN_KTLS_RX] = STR(16),
 	[TLSOFF_CONN_BYTES_IN] = U64, [TLSOFF_CONN_BYTES_OUT] = U64, [TLSOFF_CONN_AGE_MS] = U64,
 	[TLSOFF_CONN_REKEYS] = U32, [TLSOFF_CONN_WORKER] = U32,
+	[TLSOFF_CONN_NIC_OFFLOAD] = STR(128),
 };
 const struct nla_policy ctl_filter_policy[TLSOFF_FILTER_MAX + 1] = {
 	[TLSOFF_FILTER_FRONTEND] = STR(TLSOFF_NAME_MAX), [TLSOFF_FILTER_BACKEND] = STR(TLSOFF_NAME_MAX),
@@ -313,6 +315,7 @@ int ctl_put_frontend(struct nl_msg *m, const struct frontend_conf *f, int conns)
 	if ((tls && f->alpn_len && nla_put_string(m, TLSOFF_FE_ALPN, alpn) < 0) ||
 	    (tls && nla_put_string(m, TLSOFF_FE_TLS_MIN, tlsoff_tls_min_name(f->tls_min)) < 0) ||
 	    (tls && nla_put_u32(m, TLSOFF_FE_DATAPATH, f->datapath) < 0) ||
+	    (tls && nla_put_u32(m, TLSOFF_FE_NIC_OFFLOAD, (uint32_t)f->nic_offload) < 0) ||
 	    (f->mode != MODE_PLAIN && nla_put_u32(m, TLSOFF_FE_HANDSHAKE_TIMEOUT, f->handshake_timeout_ms) < 0) ||
 	    nla_put_u32(m, TLSOFF_FE_IDLE_TIMEOUT, f->idle_timeout_ms) < 0 ||
 	    nla_put_u32(m, TLSOFF_FE_MAX_CONNS, f->max_conns) < 0 ||
@@ -446,6 +449,10 @@ static int frontend_cmd(const struct nlattr *nest, struct cmd *c, char *err, siz
 	if (tb[TLSOFF_FE_CLIENT_VERIFY]) {   /* "?" for a value the grammar does not have: cmd_parse names it */
 		word(&w, "client-verify");
 		word(&w, tlsoff_client_verify_name((int)nla_get_u32(tb[TLSOFF_FE_CLIENT_VERIFY])));
+	}
+	if (tb[TLSOFF_FE_NIC_OFFLOAD]) {
+		word(&w, "nic-offload");
+		word(&w, tlsoff_nic_offload_name((int)nla_get_u32(tb[TLSOFF_FE_NIC_OFFLOAD])));   /* "?" is refused */
 	}
 	return parse_words(&w, c, err, errlen);
 }

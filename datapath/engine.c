@@ -20,6 +20,7 @@
 #include "engine.h"
 #include "tlsoff/log.h"
 #include "tlsoff/netdev.h"
+#include "tlsoff/nic_route.h"
 #include "tlsoff/notify.h"
 #include "tlsoff/sockmap_splice.h"
 #include "tlsoff/tickets.h"
@@ -790,6 +791,8 @@ static void metrics_view(struct metrics_view *v, void *arg)
 	v->accepted = C(accepted);
 	v->refused_max_conns = C(refused_max_conns);
 	v->rekeys = C(rekeys);
+	v->nic_preferred = C(nic_preferred);
+	v->nic_not_applicable = C(nic_not_applicable);
 #undef C
 	v->workers = rt->nworkers;
 	v->generation = g->id;
@@ -963,6 +966,14 @@ struct main_loop {
 	struct netdev_monitor *mon;
 };
 
+/* nic-offload prefer: the workers read each egress device's TLS features from this copy (nic_route.c). */
+static void publish_links(const struct netdev_monitor *mon)
+{
+	size_t n;
+	const struct netdev_info *v = netdev_monitor_view(mon, &n);
+	nic_devices_publish(v, n);
+}
+
 static int main_loop_open(struct main_loop *ml, struct runtime *rt, const struct engine_opts *opts,
 			  const sigset_t *set, char *err, size_t errlen)
 {
@@ -992,6 +1003,7 @@ static int main_loop_open(struct main_loop *ml, struct runtime *rt, const struct
 	} else {
 		ev.data.ptr = &mon_kind;
 		epoll_ctl(ml->epfd, EPOLL_CTL_ADD, netdev_monitor_fd(ml->mon), &ev);
+		publish_links(ml->mon);
 	}
 	return 0;
 }
@@ -1000,6 +1012,7 @@ static void main_loop_close(struct main_loop *ml)
 {
 	control_close(ml->ctl);
 	netdev_monitor_close(ml->mon);
+	nic_devices_publish(NULL, 0);
 	if (ml->sigfd >= 0)
 		close(ml->sigfd);
 	if (ml->epfd >= 0)
@@ -1085,6 +1098,7 @@ int engine_run(struct config *cfg, const struct engine_opts *opts, const struct 
 			enum main_kind kind = *(enum main_kind *)ev[i].data.ptr;
 			if (kind == MK_NETDEV) {
 				netdev_monitor_process(ml.mon);
+				publish_links(ml.mon);
 				continue;
 			}
 			if (kind == MK_METRICS_LISTEN || kind == MK_METRICS_CLIENT) {

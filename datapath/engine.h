@@ -111,6 +111,7 @@ struct conn {
 	const char *version, *cipher;                /* OpenSSL's static names: valid after SSL_free */
 	const char *close_reason;
 	bool error;
+	struct nic_choice nic;                       /* nic-offload prefer: the ClientHello's decision */
 };
 
 struct worker {
@@ -150,6 +151,7 @@ struct conn_info {
 	const char *state, *version, *cipher, *datapath;
 	unsigned ktls, rekeys, worker;
 	unsigned txconf, rxconf;                     /* TLS_CONF_*; 0 = no TLS ULP on the socket */
+	char nic[128];                               /* the nic-offload decision in words, "" when off */
 };
 
 struct worker_req {
@@ -179,6 +181,10 @@ struct counters {
 	atomic_ulong splice, userspace;              /* datapath chosen after a handshake */
 	atomic_ulong rekeys, rekey_unsupported;      /* KeyUpdates followed / connections closed: no rekey */
 	atomic_ulong sockmap;                        /* plain/passthrough connections joined in the kernel */
+	/* kTLS directions installed, as sock_diag reported them right after (hw includes hw-record), and the
+	 * nic-offload decisions of handshakes that completed */
+	atomic_ulong ktls_tx_sw, ktls_tx_hw, ktls_rx_sw, ktls_rx_hw;
+	atomic_ulong nic_preferred, nic_not_applicable;
 };
 extern struct counters counters;
 #define COUNT(field) atomic_fetch_add_explicit(&counters.field, 1, memory_order_relaxed)

@@ -273,6 +273,11 @@ void metrics_render(struct mbuf *b, const struct metrics_view *v)
 			mbuf_printf(b, "tlsoff_ktls_sessions_total{direction=\"%s\",mode=\"%s\"} %lu\n", d ? "rx" : "tx",
 				    modes[k], GET(m.ktls[d][k]));
 
+	family(b, "tlsoff_nic_offload_decisions_total", "counter",
+	       "nic-offload prefer: TLS 1.2 AES-GCM preferred for a NIC with TLS offload, or not applicable");
+	mbuf_printf(b, "tlsoff_nic_offload_decisions_total{verdict=\"preferred\"} %lu\n", v->nic_preferred);
+	mbuf_printf(b, "tlsoff_nic_offload_decisions_total{verdict=\"not_applicable\"} %lu\n", v->nic_not_applicable);
+
 	family(b, "tlsoff_rekeys_total", "counter", "TLS 1.3 KeyUpdates followed on kTLS sockets");
 	mbuf_printf(b, "tlsoff_rekeys_total %lu\n", v->rekeys);
 

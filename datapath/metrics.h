@@ -39,6 +39,7 @@ struct metrics_view {
 	const struct metrics_frontend *fe;
 	unsigned nfe;
 	unsigned long accepted, refused_max_conns, rekeys;
+	unsigned long nic_preferred, nic_not_applicable;   /* nic-offload prefer decisions */
 	unsigned workers, generation;
 	uint64_t uptime_s;
 	const char *tls_stat_path;                   /* /proc/net/tls_stat (tests may point elsewhere) */

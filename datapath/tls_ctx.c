@@ -3,6 +3,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +15,9 @@
 
 #include "tlsoff/ktls.h"
 #include "tlsoff/ocsp.h"
+#include "tlsoff/log.h"
+#include "tlsoff/nic_pref.h"
+#include "tlsoff/nic_route.h"
 #include "tlsoff/tickets.h"
 
 /* Only AEAD suites the kernel can take, ECDHE only, strongest first (server preference). */
@@ -35,6 +39,7 @@ struct tls_frontend {
 	unsigned ncerts;
 	uint8_t alpn[TLSOFF_ALPN_MAX];
 	unsigned alpn_len;
+	int nic_offload, tls_min;          /* nic-offload prefer: the ClientHello callback's inputs */
 };
 
 const char *tls_error_string(char *buf, size_t len)
@@ -193,6 +198,113 @@ static int client_ca_setup(SSL_CTX *ctx, const struct frontend_conf *fc, const u
 	return 0;
 }
 
+/* ---- nic-offload prefer ----------------------------------------------------------------------------- */
+
+static pthread_once_t nic_once = PTHREAD_ONCE_INIT;
+static int nic_index = -1;
+
+static void nic_index_init(void)
+{
+	nic_index = SSL_get_ex_new_index(0, NULL, NULL, NULL, NULL);
+}
+
+void tls_ssl_nic_choice(SSL *ssl, struct nic_choice *nc)
+{
+	pthread_once(&nic_once, nic_index_init);
+	if (nic_index >= 0)
+		SSL_set_ex_data(ssl, nic_index, nc);
+}
+
+/* The versions a ClientHello offers: its supported_versions list (every TLS 1.3 client sends one, and a
+ * version missing from it is refused by the client), else the legacy version field. */
+static void hello_versions(SSL *ssl, bool *v12, bool *v13)
+{
+	const unsigned char *p;
+	size_t len;
+	*v12 = *v13 = false;
+	if (SSL_client_hello_get0_ext(ssl, TLSEXT_TYPE_supported_versions, &p, &len) == 1) {
+		if (len < 1 || (size_t)p[0] + 1 > len)
+			return;   /* malformed: OpenSSL refuses it right after this callback */
+		for (size_t i = 1; i + 1 <= p[0]; i += 2) {
+			unsigned v = (unsigned)p[i] << 8 | p[i + 1];
+			*v12 |= v == TLS1_2_VERSION;
+			*v13 |= v == TLS1_3_VERSION;
+		}
+		return;
+	}
+	*v12 = SSL_client_hello_get0_legacy_version(ssl) >= TLS1_2_VERSION;
+}
+
+/* The host name of the server_name extension, "" without one (or a malformed one). */
+static void hello_sni(SSL *ssl, char *out, size_t outlen)
+{
+	const unsigned char *p;
+	size_t len;
+	out[0] = '\0';
+	if (SSL_client_hello_get0_ext(ssl, TLSEXT_TYPE_server_name, &p, &len) != 1 || len < 5)
+		return;
+	size_t list = (size_t)p[0] << 8 | p[1], n = (size_t)p[3] << 8 | p[4];
+	if (list + 2 > len || p[2] != TLSEXT_NAMETYPE_host_name || n + 3 > list || n >= outlen || memchr(p + 5, 0, n))
+		return;
+	memcpy(out, p + 5, n);
+	out[n] = '\0';
+}
+
+/* Does the client offer one of our TLS 1.2 AES-GCM suites that the certificate's key can sign for (ECDHE-RSA
+ * for an RSA key; ECDHE-ECDSA for EC and EdDSA keys)? */
+static bool hello_gcm12(SSL *ssl, const SSL_CTX *ctx)
+{
+	EVP_PKEY *key = SSL_CTX_get0_privatekey(ctx);
+	int type = key ? EVP_PKEY_get_base_id(key) : EVP_PKEY_NONE;
+	bool rsa = type == EVP_PKEY_RSA || type == EVP_PKEY_RSA_PSS;
+	const unsigned char *p;
+	size_t len = SSL_client_hello_get0_ciphers(ssl, &p);
+	for (size_t i = 0; i + 1 < len; i += 2) {
+		unsigned id = (unsigned)p[i] << 8 | p[i + 1];
+		if (rsa ? id == 0xC02F || id == 0xC030 : id == 0xC02B || id == 0xC02C)
+			return true;
+	}
+	return false;
+}
+
+/* Runs before OpenSSL picks the version, so capping the maximum here decides it. The cipher order needs no
+ * change: TLS12_CIPHERS already lists the AES-GCM suites first with server preference, so a client that
+ * offers one gets it, and ChaCha20 stays as the fallback that keeps every other handshake working. With
+ * the maximum at 1.2, OpenSSL writes no TLS 1.3 downgrade sentinel into the ServerHello random (it only
+ * does when 1.3 is enabled), so TLS 1.3 clients accept the TLS 1.2 answer. */
+static int hello_cb(SSL *ssl, int *alert, void *arg)
+{
+	(void)alert;
+	struct tls_frontend *tf = arg;
+	struct nic_choice *nc = nic_index >= 0 ? SSL_get_ex_data(ssl, nic_index) : NULL;
+	if (!nc || nc->verdict != NIC_PREF_NONE)   /* decided at the first ClientHello (a second follows an HRR) */
+		return SSL_CLIENT_HELLO_SUCCESS;
+	struct nic_pref_in in = { .mode = tf->nic_offload, .tls_min = tf->tls_min, .ktls = nc->ktls };
+	char sni[256], err[200];
+	hello_versions(ssl, &in.client_tls12, &in.client_tls13);
+	hello_sni(ssl, sni, sizeof(sni));
+	in.client_gcm12 = hello_gcm12(ssl, tf->certs[tls_frontend_pick(tf, sni)].ctx);
+	unsigned ifindex;
+	if (in.ktls && nic_route_egress(SSL_get_fd(ssl), &ifindex, in.dev, err, sizeof(err)) == 0) {
+		struct netdev_info d;
+		in.route_ok = true;
+		if (nic_device_lookup(ifindex, &d) == 0) {
+			in.dev_known = true;
+			in.dev_up = d.up;
+			in.tx = d.tls[0];          /* tls-hw-tx-offload */
+		}
+	} else if (in.ktls) {
+		log_debug("nic-offload: %s", err);
+	}
+	struct nic_pref_out o = nic_pref_decide(&in);
+	if (o.verdict == NIC_PREF_APPLIED && SSL_set_max_proto_version(ssl, TLS1_2_VERSION) != 1)
+		o = (struct nic_pref_out){ NIC_PREF_NOT_APPLICABLE, NIC_WHY_NONE };   /* cannot happen; then leave it */
+	nc->verdict = (uint8_t)o.verdict;
+	nc->reason = (uint8_t)o.reason;
+	snprintf(nc->dev, sizeof(nc->dev), "%s", in.dev);
+	return SSL_CLIENT_HELLO_SUCCESS;
+}
+
 static SSL_CTX *new_ctx(const struct frontend_conf *fc, struct tls_frontend *tf)
 {
 	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
@@ -219,6 +331,8 @@ static SSL_CTX *new_ctx(const struct frontend_conf *fc, struct tls_frontend *tf)
 	SSL_CTX_set_tlsext_servername_arg(ctx, tf);
 	if (fc->alpn_len)
 		SSL_CTX_set_alpn_select_cb(ctx, alpn_cb, tf);
+	if (fc->nic_offload == NIC_OFFLOAD_PREFER)   /* frontends without the option pay nothing */
+		SSL_CTX_set_client_hello_cb(ctx, hello_cb, tf);
 	return ctx;
 }
 
@@ -236,6 +350,8 @@ struct tls_frontend *tls_frontend_new(const struct frontend_conf *fc, char *err,
 	}
 	memcpy(tf->alpn, fc->alpn, fc->alpn_len);
 	tf->alpn_len = fc->alpn_len;
+	tf->nic_offload = fc->nic_offload;
+	tf->tls_min = fc->tls_min;
 	for (unsigned i = 0; i < fc->ncerts; i++) {
 		struct cert_entry *ce = &tf->certs[tf->ncerts];
 		const struct cert_conf *cc = &fc->certs[i];

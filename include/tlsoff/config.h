@@ -4,7 +4,7 @@
  *               [proxy-protocol v2] [connect-timeout MS]
  *   frontend add NAME listen ADDR:PORT cert CHAIN.pem key KEY.pem [ocsp RESPONSE.der]
  *               [cert CHAIN.pem key KEY.pem [ocsp RESPONSE.der] ...] backend NAME [alpn h2,http/1.1] [tls-min 1.2|1.3] [datapath auto|splice|userspace]
- *               [handshake-timeout MS] [idle-timeout MS] [max-conns N]
+ *               [handshake-timeout MS] [idle-timeout MS] [max-conns N] [nic-offload off|prefer]
  *               [client-ca CA.pem [client-verify required|optional]]
  *   frontend add NAME listen ADDR:PORT plain backend NAME [idle-timeout MS] [max-conns N]
  *   frontend add NAME listen ADDR:PORT passthrough [sni PATTERN=BACKEND ...] [default BACKEND]
@@ -18,6 +18,12 @@
  *   metrics listen ADDR:PORT | metrics off
  *
  * `ocsp RESPONSE.der` follows its certificate's key: a DER OCSP response stapled while valid (ocsp.h).
+ *
+ * nic-offload prefer (default off): when a client's route leaves through a netdev whose tls-hw-tx-offload
+ * is active, and the client offers TLS 1.2 with an AES-GCM suite, serve it TLS 1.2 AES-GCM — what mainline
+ * NIC TLS offload accepts — instead of TLS 1.3; every other client is left alone (nic_pref.h). No
+ * `require`: the kernel falls back to software silently (a full offload table, a rerouted flow), so the
+ * daemon could never promise it, and refusing clients that lack TLS 1.2 AES-GCM would break handshakes.
  *
  * One parser, table-driven (struct cmd_opt rows), for a file and for a single command line. Errors are a
  * human-readable message; config_load prefixes "FILE:LINE: ". Nothing here opens sockets or certificates:
@@ -56,6 +62,8 @@ enum tlsoff_mode { MODE_TLS, MODE_PLAIN, MODE_PASSTHROUGH };
  * that verifies against client-ca is refused in the handshake; optional: one is asked for, and the result
  * (none, verified, or the verify error) goes to the log and the PROXY v2 header, the connection goes on. */
 enum tlsoff_client_verify { CLIENT_VERIFY_NONE, CLIENT_VERIFY_REQUIRED, CLIENT_VERIFY_OPTIONAL };
+/* nic-offload: steer clients routed through a NIC with TLS offload to TLS 1.2 AES-GCM (nic_pref.h). */
+enum tlsoff_nic_offload { NIC_OFFLOAD_OFF, NIC_OFFLOAD_PREFER };
 
 struct sni_route {
 	char pattern[TLSOFF_SNI_MAX];   /* "example.com" or "*.example.com" */
@@ -97,6 +105,7 @@ struct frontend_conf {
 	unsigned line;
 	char client_ca[TLSOFF_PATH_MAX];            /* CA bundle client certificates must chain to ("" = none) */
 	int client_verify;                          /* enum tlsoff_client_verify; NONE exactly when no client_ca */
+	int nic_offload;                            /* enum tlsoff_nic_offload */
 };
 
 enum cmd_object { CMD_BACKEND, CMD_FRONTEND, CMD_SERVER, CMD_CERT, CMD_TICKETS, CMD_METRICS };
@@ -177,6 +186,7 @@ const char *tlsoff_datapath_name(int datapath);
 const char *tlsoff_tls_min_name(int tls_min);
 const char *tlsoff_mode_name(int mode);           /* "tls", "plain", "passthrough" */
 const char *tlsoff_client_verify_name(int v);     /* "none", "required", "optional" */
+const char *tlsoff_nic_offload_name(int mode);    /* "off", "prefer" */
 
 /* Passthrough: the backend for an SNI host name (exact patterns first, then "*." ones, then the default);
  * NULL when nothing matches and there is no default. */

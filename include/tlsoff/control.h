@@ -100,6 +100,7 @@ enum tlsoff_fe_attr {
 	TLSOFF_FE_ROUTE,                 /* nest: TLSOFF_ROUTE_* (repeated): passthrough SNI routes, in order */
 	TLSOFF_FE_CLIENT_CA,             /* string path: CA of client certificates (mTLS); absent = none asked */
 	TLSOFF_FE_CLIENT_VERIFY,         /* u32 enum tlsoff_client_verify: 1 required, 2 optional */
+	TLSOFF_FE_NIC_OFFLOAD,           /* u32 enum tlsoff_nic_offload: 0 off, 1 prefer (TLS frontends) */
 	__TLSOFF_FE_MAX
 };
 #define TLSOFF_FE_MAX (__TLSOFF_FE_MAX - 1)
@@ -175,6 +176,8 @@ enum tlsoff_conn_attr {
 	TLSOFF_CONN_AGE_MS,              /* u64 */
 	TLSOFF_CONN_REKEYS,              /* u32 */
 	TLSOFF_CONN_WORKER,              /* u32 */
+	TLSOFF_CONN_NIC_OFFLOAD,         /* string: the nic-offload decision ("preferred TLS 1.2 AES-GCM for eth0",
+					  * "not applicable: egress lo has no tls-hw-tx-offload"), "" when off */
 	__TLSOFF_CONN_MAX
 };
 #define TLSOFF_CONN_MAX (__TLSOFF_CONN_MAX - 1)

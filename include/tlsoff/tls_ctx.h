@@ -6,6 +6,8 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
+#include <net/if.h>
 #include <openssl/ssl.h>
 #include "tlsoff/config.h"
 
@@ -17,6 +19,17 @@ void tls_frontend_free(struct tls_frontend *tf);
 
 /* A new server-side SSL for an accepted socket (non-blocking handshake via SSL_do_handshake). */
 SSL *tls_frontend_ssl(struct tls_frontend *tf, int fd);
+
+/* `nic-offload prefer` (nic_pref.h): one connection's decision, made by the ClientHello callback of a
+ * frontend with the option. The caller sets ktls (could this connection get kTLS at all) and attaches it
+ * with tls_ssl_nic_choice before the handshake; the callback fills in the rest (enum nic_pref_verdict and
+ * nic_pref_reason, and the egress device). Small on purpose: it lives as long as the connection. */
+struct nic_choice {
+	bool ktls;
+	uint8_t verdict, reason;
+	char dev[IFNAMSIZ];
+};
+void tls_ssl_nic_choice(SSL *ssl, struct nic_choice *nc);
 
 /* Index of the certificate SNI name would select (0 = default); exposed for tests and logging. */
 unsigned tls_frontend_pick(const struct tls_frontend *tf, const char *sni);

@@ -86,6 +86,31 @@ wait $SLOW || fail "the slow download failed"
 gen_file 20000000 5 "$T/want5.bin"
 cmp -s "$T/slow.bin" "$T/want5.bin" || fail "slow download corrupt"
 
+# ---- nic-offload prefer: shown, carried, and on a kernel without kTLS "not applicable" per connection --
+FP4=$(free_port)
+ctl frontend add nicfe listen "127.0.0.1:$FP4" cert "$T/edge.crt" key "$T/edge.key" backend app nic-offload prefer ||
+  fail "frontend add with nic-offload prefer"
+[ "$(ctl -j frontend show nicfe | json 'd[0]["nic_offload"]')" = prefer ] || fail "frontend show -j: nic_offload"
+[ "$(ctl -j frontend show edge | json 'd[0]["nic_offload"]')" = off ] || fail "frontend show -j: nic_offload default"
+ctl frontend show nicfe | grep -q ' nic-offload prefer$' || { ctl frontend show nicfe; fail "frontend show: nic-offload"; }
+expect_exit 2 ctl frontend add nicx listen "127.0.0.1:$(free_port)" cert "$T/edge.crt" key "$T/edge.key" backend app nic-offload require
+grep -q "'require' is not one of off|prefer" "$T/err" || fail "nic-offload require: $(cat "$T/err")"
+curl -sS --fail --resolve "localhost:$FP4:127.0.0.1" --cacert "$T/edge.crt" --limit-rate 300K \
+  "https://localhost:$FP4/bytes/3000000/4" -o "$T/nic.bin" & NICDL=$!
+sleep 1
+ctl -j conn show frontend nicfe >"$T/nic.json"
+ctl conn show frontend nicfe >"$T/nic.txt"
+json 'len(d) == 1 and d[0]["nic_offload"] == "not applicable: no kTLS for this connection" and d[0]["version"] == "TLSv1.3"' <"$T/nic.json" |
+  grep -qx true || { cat "$T/nic.json"; fail "conn show: the nic-offload decision"; }
+grep -q ' nic="not applicable: no kTLS for this connection"$' "$T/nic.txt" || { cat "$T/nic.txt"; fail "conn show text: nic"; }
+[ "$(ctl -j conn show frontend edge | json 'all(c["nic_offload"] == "" for c in d)')" = true ] || fail "nic-offload off reports nothing"
+wait $NICDL || fail "download through the nic-offload frontend failed"
+gen_file 3000000 4 "$T/want4.bin"
+cmp -s "$T/nic.bin" "$T/want4.bin" || fail "download through the nic-offload frontend corrupt"
+expect_log "close frontend=nicfe .* nic=\"not applicable: no kTLS for this connection\""
+ctl -j stats | json 'd["daemon"]["nic_not_applicable"] >= 1 and d["daemon"]["nic_preferred"] == 0 and d["daemon"]["ktls_tx_sw"] == 0 and d["daemon"]["ktls_tx_hw"] == 0' |
+  grep -qx true || { ctl stats; fail "stats: nic and ktls counters"; }
+
 # ---- backends and servers: add, drain, enable, del ------------------------------------------------
 BP2=$(free_port); start_backend "$BP2"
 expect_exit 1 ctl server add nope "127.0.0.1:$BP2"

@@ -126,6 +126,9 @@ START_TEST(frontend_defaults)
 	ck_assert_uint_eq(c.u.frontend.idle_timeout_ms, TLSOFF_DEFAULT_IDLE_TIMEOUT_MS);
 	ck_assert_uint_eq(c.u.frontend.max_conns, 0);
 	ck_assert_uint_eq(c.u.frontend.alpn_len, 0);
+	ck_assert_int_eq(c.u.frontend.nic_offload, NIC_OFFLOAD_OFF);
+	ck_assert_int_eq(parse("frontend add f listen 127.0.0.1:443 cert c.pem key k.pem backend b nic-offload prefer", &c), 0);
+	ck_assert_int_eq(c.u.frontend.nic_offload, NIC_OFFLOAD_PREFER);
 }
 END_TEST
 
@@ -176,6 +179,8 @@ static const struct { const char *cmd, *msg; } bad_cmds[] = {
 	{ "frontend add f listen 127.0.0.1:1 cert c key k backend b alpn ,h2", "alpn: empty" },
 	{ "frontend add f listen 127.0.0.1:1 cert c key k backend b max-conns many", "'many' is not a positive count" },
 	{ "frontend add f listen 127.0.0.1:1 cert c key k", "frontend f: missing 'backend'" },
+	{ "frontend add f listen 127.0.0.1:1 cert c key k backend b nic-offload require", "'require' is not one of off|prefer" },
+	{ "frontend add f listen 127.0.0.1:1 plain backend b nic-offload prefer", "'nic-offload' does not apply to a plain" },
 	{ "frontend del f extra", "frontend del: unexpected 'extra' after the name" },
 	{ "tickets", "tickets: expected 'keys FILE'" },
 	{ "tickets key /k", "tickets: expected 'keys FILE'" },
@@ -293,7 +298,7 @@ START_TEST(runtime_commands_and_dump_round_trip)
 	char *path = strdup(write_file("backend add app server 127.0.0.1:8080 server 127.0.0.1:8081 balance leastconn "
 				      "proxy-protocol v2\n"
 				      "frontend add edge listen 127.0.0.1:8443 cert /c/a.pem key /c/a.key backend app "
-				      "alpn h2,http/1.1 tls-min 1.3 max-conns 7\n"
+				      "alpn h2,http/1.1 tls-min 1.3 max-conns 7 nic-offload prefer\n"
 				      "frontend add raw listen 127.0.0.1:8080 plain backend app idle-timeout 900\n"
 				      "frontend add pt listen 127.0.0.1:9443 passthrough sni *.a.test=app sni b.test=app\n"));
 	ck_assert_msg(config_load(path, &cfg, err, sizeof(err)) == 0, "%s", err);
@@ -322,6 +327,7 @@ START_TEST(runtime_commands_and_dump_round_trip)
 	ck_assert_msg(strstr(dump1, "server drain app 127.0.0.1:8082\n"), "%s", dump1);
 	ck_assert_msg(strstr(dump1, "cert \"/c/with space.pem\" key /c/b.key ocsp \"/c/b ocsp.der\""), "%s", dump1);
 	ck_assert_msg(strstr(dump1, "alpn h2,http/1.1 tls-min 1.3"), "%s", dump1);
+	ck_assert_msg(strstr(dump1, " max-conns 7 nic-offload prefer\n"), "%s", dump1);
 	ck_assert_msg(strstr(dump1, "frontend add raw listen 127.0.0.1:8080 plain backend app idle-timeout 900\n"), "%s", dump1);
 	ck_assert_msg(strstr(dump1, "frontend add pt listen 127.0.0.1:9443 passthrough sni *.a.test=app sni b.test=app "
 				    "handshake-timeout 10000 idle-timeout 300000\n"), "%s", dump1);

@@ -29,6 +29,7 @@ static const char *const commands[] = {
 	"frontend add mtls listen 127.0.0.1:8443 cert /a/c.pem key /a/k.pem backend app client-ca /ca/clients.pem",
 	"frontend add mopt listen 127.0.0.1:8443 cert /a/c.pem key /a/k.pem backend app client-ca \"/c a.pem\" "
 	"client-verify optional",
+	"frontend add nic listen 127.0.0.1:8444 cert c key k backend b nic-offload prefer",
 	"frontend add raw listen 127.0.0.1:80 plain backend app idle-timeout 5000 max-conns 3",
 	"frontend add pt listen 127.0.0.1:443 passthrough sni *.a.test=x sni b.test=y default z handshake-timeout 700",
 	"frontend del web",

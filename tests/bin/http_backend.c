@@ -18,6 +18,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
@@ -371,9 +372,12 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	for (;;) {
-		int fd = accept4(l, NULL, NULL, SOCK_CLOEXEC);
+		int fd = accept4(l, NULL, NULL, SOCK_CLOEXEC), one = 1;
 		if (fd < 0)
 			continue;
+		/* headers and body are separate writes: without this, Nagle holds the body until the peer's
+		 * delayed ACK (40 ms per keep-alive request) */
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 		pthread_t t;
 		if (pthread_create(&t, NULL, serve, (void *)(intptr_t)fd) == 0)
 			pthread_detach(t);

@@ -7,6 +7,8 @@
  *   tls_load [OPTIONS] idle ADDR:PORT N               open N connections (handshake done), print "held N",
  *                                                     hold them until stdin closes
  *   OPTIONS: --conc N (threads, default 1)  --tls 1.2|1.3  --size BYTES (rr, default 1024)
+ *            --suites LIST (TLS 1.3, default TLS_AES_128_GCM_SHA256: every terminator measured with the same
+ *            cipher, whatever its own preference)
  *
  * Full handshakes are what a load tool must prove it does: no session cache, no tickets, and every
  * connection checked with SSL_session_reused() — a resumed one is counted and makes the exit status 1.
@@ -177,6 +179,7 @@ int main(int argc, char **argv)
 {
 	unsigned conc = 1;
 	int tls = 0;
+	const char *suites = "TLS_AES_128_GCM_SHA256";
 	int i = 1;
 	for (; i + 1 < argc && !strncmp(argv[i], "--", 2); i += 2) {
 		if (!strcmp(argv[i], "--conc"))
@@ -185,6 +188,8 @@ int main(int argc, char **argv)
 			tls = !strcmp(argv[i + 1], "1.2") ? TLS1_2_VERSION : TLS1_3_VERSION;
 		else if (!strcmp(argv[i], "--size"))
 			size = strtoul(argv[i + 1], NULL, 10);
+		else if (!strcmp(argv[i], "--suites"))
+			suites = argv[i + 1];
 		else
 			return usage();
 	}
@@ -199,6 +204,10 @@ int main(int argc, char **argv)
 	ctx = SSL_CTX_new(TLS_client_method());
 	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
 	SSL_CTX_set_options(ctx, SSL_OP_NO_TICKET);
+	if (SSL_CTX_set_ciphersuites(ctx, suites) != 1) {
+		fprintf(stderr, "tls_load: bad --suites %s\n", suites);
+		return 2;
+	}
 	SSL_CTX_set_min_proto_version(ctx, tls ? tls : TLS1_2_VERSION);
 	if (tls)
 		SSL_CTX_set_max_proto_version(ctx, tls);

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# timeout: 900
+# scripts/bench --quick inside a kTLS guest (latest only: the lab setting of `make bench --lab`), so the lab
+# side of the driver never rots: tlsoffd (kTLS + splice) and the peers with their kTLS options (nginx with
+# ssl_conf_command Options KTLS, stunnel with options = ENABLE_KTLS) serve every workload, and each of them
+# really opened kTLS sessions (the kernel's TlsTxSw moved during its run) — a peer option that silently did
+# nothing would make the lab comparison meaningless.
+source "${TLSOFF_ROOT:-$(dirname "$0")/../..}/tests/lib.sh"
+[ "${TLSOFF_LAB_KERNEL:-}" = latest ] || skip "the lab benchmark's quick run is checked on the latest kernel only"
+[ -r /proc/net/tls_stat ] || skip "no kTLS in this kernel"
+need nginx stunnel bc
+TLSOFF_BUILD=$B "$ROOT/scripts/bench" --quick --only "tlsoff nginx-ktls stunnel-ktls" --out "$T/bench" \
+  >"$T/bench.out" 2>&1 || { tail -20 "$T/bench.out"; fail "scripts/bench --quick failed in the guest"; }
+tsv=$T/bench/results.tsv
+for t in tlsoff nginx-ktls stunnel-ktls; do
+  v=$(awk -F'\t' -v t="$t" '$1 == t && $2 == "ktls" { print $4 }' "$tsv")
+  [ -n "$v" ] && [ "$v" -gt 0 ] || { cat "$tsv"; fail "$t opened no kTLS session (TlsTxSw delta '$v')"; }
+  for m in "down1 mb_per_s" "up8 mb_per_s" "hs per_s" "rr per_s"; do
+    set -- $m
+    v=$(awk -F'\t' -v t="$t" -v w="$1" -v m="$2" '$1 == t && $2 == w && $3 == m { print $4 }' "$tsv")
+    [ -n "$v" ] && awk -v v="$v" 'BEGIN { exit !(v > 0) }' || fail "$t $1 $2 = '$v'"
+  done
+done
+grep -q 'non-crypto' "$T/bench/results.md" || fail "no non-crypto table"
+log "$(grep -c . "$tsv") results; kTLS used by all three"

@@ -19,7 +19,11 @@ const struct nla_policy ctl_policy[TLSOFF_A_MAX + 1] = {
 	[TLSOFF_A_NAME] = STR(TLSOFF_NAME_MAX), [TLSOFF_A_FRONTEND] = NEST, [TLSOFF_A_BACKEND] = NEST,
 	[TLSOFF_A_SERVER] = STR(80), [TLSOFF_A_CERT] = NEST, [TLSOFF_A_CONN] = NEST, [TLSOFF_A_FILTER] = NEST,
 	[TLSOFF_A_ID] = U64, [TLSOFF_A_COUNTER] = NEST, [TLSOFF_A_STATUS] = NEST, [TLSOFF_A_LINK] = NEST,
-	[TLSOFF_A_FEATURE] = NEST, [TLSOFF_A_CONFIG_LINE] = STR(65535),
+	[TLSOFF_A_FEATURE] = NEST, [TLSOFF_A_CONFIG_LINE] = STR(65535), [TLSOFF_A_LISTENER] = NEST,
+};
+const struct nla_policy ctl_lsn_policy[TLSOFF_LSN_MAX + 1] = {
+	[TLSOFF_LSN_KIND] = U32, [TLSOFF_LSN_FRONTEND] = STR(TLSOFF_NAME_MAX), [TLSOFF_LSN_LISTEN] = STR(80),
+	[TLSOFF_LSN_WORKER] = U32,
 };
 const struct nla_policy ctl_fe_policy[TLSOFF_FE_MAX + 1] = {
 	[TLSOFF_FE_NAME] = STR(TLSOFF_NAME_MAX), [TLSOFF_FE_LISTEN] = STR(80), [TLSOFF_FE_CERT] = NEST,
@@ -103,6 +107,8 @@ static const char *const cmd_names[] = {
 	[TLSOFF_CMD_OFFLOAD_SET - NLMSG_MIN_TYPE] = "offload set",
 	[TLSOFF_CMD_CONFIG_GET - NLMSG_MIN_TYPE] = "config dump",
 	[TLSOFF_CMD_TICKETS_SET - NLMSG_MIN_TYPE] = "tickets keys",
+	[TLSOFF_CMD_TAKEOVER - NLMSG_MIN_TYPE] = "takeover",
+	[TLSOFF_CMD_TAKEOVER_DONE - NLMSG_MIN_TYPE] = "takeover done",
 };
 
 const char *ctl_cmd_name(int type)

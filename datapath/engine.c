@@ -1065,16 +1065,26 @@ int engine_listeners(struct runtime *rt, int (*fn)(int fd, const char *frontend,
 			return -1;
 		}
 	}
+	/* The sets, copied under each worker's lock; fn (which may wait for the client) runs without it. They
+	 * stay valid meanwhile: a worker changes its set or closes it only on a request from this thread. */
 	int rc = 0;
 	for (unsigned i = 0; i < rt->nworkers && !rc; i++) {
 		struct worker *w = &rt->workers[i];
 		pthread_mutex_lock(&w->mu);
-		for (unsigned k = 0; k < w->nls && !rc; k++)
-			if (w->ls[k].fd >= 0 && (rc = fn(w->ls[k].fd, w->ls[k].fe->conf.name, w->ls[k].fe->conf.listen.text, i,
-						       arg)) < 0)
-				snprintf(err, errlen, "sending the listener of frontend %s (worker %u): %s",
-					 w->ls[k].fe->conf.name, i, strerror(-rc));
+		unsigned n = w->nls;
+		struct listener *v = malloc((n ? n : 1) * sizeof(*v));
+		if (v)
+			memcpy(v, w->ls, n * sizeof(*v));
 		pthread_mutex_unlock(&w->mu);
+		if (!v) {
+			snprintf(err, errlen, "out of memory");
+			return -1;
+		}
+		for (unsigned k = 0; k < n && !rc; k++)
+			if (v[k].fd >= 0 && (rc = fn(v[k].fd, v[k].fe->conf.name, v[k].fe->conf.listen.text, i, arg)) < 0)
+				snprintf(err, errlen, "sending the listener of frontend %s (worker %u): %s",
+					 v[k].fe->conf.name, i, strerror(-rc));
+		free(v);
 	}
 	return rc ? -1 : 0;
 }

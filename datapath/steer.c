@@ -34,11 +34,17 @@ const char *steer_group(const char *frontend, const int *fds, unsigned n, enum s
 	if (mode == STEER_BPF) {
 		struct reuseport_steer *s = reuseport_steer_open(n, err, sizeof(err));
 		int rc = s ? 0 : -1;
-		uint64_t until = now_ms() + 2000;
+		uint64_t t0 = now_ms(), until = t0 + 2000;
+		unsigned busy = 0;
 		for (unsigned i = 0; s && !rc && i < n; i++) {
-			while ((rc = reuseport_steer_set(s, i, fds[i])) == -EBUSY && inherited && now_ms() < until)
+			while ((rc = reuseport_steer_set(s, i, fds[i])) == -EBUSY && inherited && now_ms() < until) {
+				busy++;
 				usleep(5000);
+			}
 		}
+		if (busy)
+			log_info("frontend %s: the old daemon's socket array let go of the listeners after %llu ms", frontend,
+				 (unsigned long long)(now_ms() - t0));
 		if (s && !rc)
 			rc = reuseport_steer_attach(s, fds[0]);
 		if (s && rc)

@@ -67,9 +67,10 @@ shorts() {   # shorts PORT NAME: until $T/stop.NAME exists
 }
 start_shorts() { rm -f "$T/stop.$2" "$T/$2.count" "$T/$2.n"; shorts "$1" "$2" & SHORTS+=($!); PIDS+=($!); }
 # more_shorts NAME K: wait until loop NAME made K more connections (from before a switch until after it)
+made() { local n; n=$(cat "$T/$1.n" 2>/dev/null) || true; echo "${n:-0}"; }   # the file may be mid-write: empty
 more_shorts() {
-  local from; from=$(cat "$T/$1.n" 2>/dev/null || echo 0)
-  for _ in $(seq 600); do [ "$(cat "$T/$1.n" 2>/dev/null || echo 0)" -ge $((from + $2)) ] && return; sleep 0.1; done
+  local from; from=$(made "$1")
+  for _ in $(seq 600); do [ "$(made "$1")" -ge $((from + $2)) ] && return; sleep 0.1; done
   fail "short connections $1: fewer than $2 in 60 s"
 }
 stop_shorts() {   # stop_shorts NAME...: every loop must have made connections and seen no failure
@@ -124,6 +125,8 @@ ss -Htln "sport = :$FP" | grep -q . && fail "a failed takeover left a listener"
 log "1. A -> B under load"
 daemon A "$T/full.conf" --workers 2; DA=$DPID; ready A
 [ "$(ctl_pid)" = "$DA" ] || fail "the control socket does not answer with A's pid"
+steering() { "$B/tlsoffctl" -s "$CTL" -j status | sed -n 's/.*"steering":"\([^"]*\)".*/\1/p'; }
+steerA=$(steering)
 start_shorts "$FP" s1; start_shorts "$FP" s2
 for i in $(seq 0 29); do client "$i"; done
 more_shorts s1 2; more_shorts s2 2
@@ -133,6 +136,8 @@ for i in $(seq 30 49); do client "$i"; sleep 0.02; done   # opened during the sw
 ready B; confirmed B
 grep -q 'takeover: received 4 listening socket(s) and the control socket' "$T/B.log" || fail "B did not log what it received"
 [ "$(ctl_pid)" = "$DB" ] || fail "the control path does not answer with B's pid after the switch"
+[ "$(steering)" = "$steerA" ] || fail "B's steering is '$(steering)', A's was '$steerA' (same workers, same CPUs)"
+log "steering before and after: $steerA"
 grep -q "takeover: tlsoffd pid $DB serves on our sockets now" "$T/A.log" || fail "A did not log the handover"
 exits0 "$DA" A
 grep -q 'close frontend=edge' "$T/A.log" || fail "A served none of the transfers"

@@ -11,7 +11,8 @@
 #     both sockets of the group): a transfer on "extra" open at the switch completes (B drains it), "extra"
 #     stops listening once B is gone, "edge" never refuses a connection.
 #  3. C (1 worker) -> D (3 workers: two sockets bound fresh into the group), then SIGUSR2: D re-executes
-#     itself with --takeover (E), and exits 0; E answers on the same control path.
+#     itself with --takeover (E), and exits 0; E answers on the same control path. With NOTIFY_SOCKET (as
+#     under systemd): D sends MAINPID=E, and only then E sends READY=1.
 #  4. --takeover with no daemon on the path: a clear error, exit 1, nothing bound.
 source "${TLSOFF_ROOT:-$(dirname "$0")/../..}/tests/lib.sh"
 need curl openssl
@@ -60,14 +61,14 @@ shorts() {   # shorts PORT NAME: until $T/stop.NAME exists
   local n=0 bad=0 got rc
   while [ ! -e "$T/stop.$2" ]; do
     rc=0; got=$(curl -sS --fail -k --max-time 10 "https://127.0.0.1:$1/bytes/1000/9" 2>>"$T/$2.err" | sha256sum | cut -d' ' -f1) || rc=$?
-    n=$((n + 1)); echo "$n" >"$T/$2.n"
+    n=$((n + 1)); echo "$n" >"$T/$2.n.tmp"; mv "$T/$2.n.tmp" "$T/$2.n"   # replaced at once, never half written
     if [ "$rc" -ne 0 ] || [ "$got" != "$want1k" ]; then bad=$((bad + 1)); echo "$(date +%T.%N) rc=$rc" >>"$T/$2.err"; fi
   done
   echo "$n $bad" >"$T/$2.count"
 }
 start_shorts() { rm -f "$T/stop.$2" "$T/$2.count" "$T/$2.n"; shorts "$1" "$2" & SHORTS+=($!); PIDS+=($!); }
 # more_shorts NAME K: wait until loop NAME made K more connections (from before a switch until after it)
-made() { local n; n=$(cat "$T/$1.n" 2>/dev/null) || true; echo "${n:-0}"; }   # the file may be mid-write: empty
+made() { local n; n=$(cat "$T/$1.n" 2>/dev/null) || true; echo "${n:-0}"; }
 more_shorts() {
   local from; from=$(made "$1")
   for _ in $(seq 600); do [ "$(made "$1")" -ge $((from + $2)) ] && return; sleep 0.1; done
@@ -166,9 +167,25 @@ check_clients
 [ "$(ctl_pid)" = "$DC" ] || fail "the control path does not answer with C's pid"
 
 log "3. C (1 worker) -> D (3 workers), then SIGUSR2: D -> E"
+# sd_notify datagrams, one line each: the sender's pid (SCM_CREDENTIALS) and the assignments joined by |
+cat >"$T/notify.py" <<'PY'
+import socket, struct, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
+s.bind(sys.argv[1])
+with open(sys.argv[2], "a", buffering=1) as f:
+    while True:
+        msg, anc, _, _ = s.recvmsg(4096, socket.CMSG_SPACE(12))
+        pid = next((struct.unpack("iII", d[:12])[0] for l, t, d in anc
+                    if l == socket.SOL_SOCKET and t == socket.SCM_CREDENTIALS), 0)
+        f.write("%d %s\n" % (pid, msg.decode().strip("\n").replace("\n", "|")))
+PY
+python3 "$T/notify.py" "$T/notify.sock" "$T/notify.log" 2>"$T/notify.err" & PIDS+=($!)
+for _ in $(seq 50); do [ -S "$T/notify.sock" ] && break; sleep 0.1; done
+[ -S "$T/notify.sock" ] || fail "the notify listener did not start: $(cat "$T/notify.err")"
 start_shorts "$FP" s4
 more_shorts s4 2
-daemon D "$T/noextra.conf" --workers 3 --takeover; DD=$DPID
+NOTIFY_SOCKET="$T/notify.sock" daemon D "$T/noextra.conf" --workers 3 --takeover; DD=$DPID
 ready D; confirmed D
 exits0 "$DC" C
 check_download "https://127.0.0.1:$FP" 200000 78
@@ -182,6 +199,11 @@ exits0 "$DD" D
 more_shorts s4 2
 stop_shorts s4
 [ "$(ctl_pid)" = "$DE" ] || fail "the control path does not answer with E's pid"
+for _ in $(seq 50); do grep -q "^$DE READY=1" "$T/notify.log" && break; sleep 0.1; done
+grep -Eq "^[0-9]+:$DD READY=1\|STATUS=serving.* [0-9]+:$DD MAINPID=$DE\|STATUS=handed over.* [0-9]+:$DE READY=1" \
+  <<<"$(grep -n . "$T/notify.log" | grep -E "^[0-9]+:($DD|$DE) (READY|MAINPID)" | tr '\n' ' ')" ||
+  { cat "$T/notify.log"; fail "sd_notify: want D's READY=1, then MAINPID=$DE from D, then READY=1 from E"; }
+log "sd_notify: D READY=1, D MAINPID=$DE, E READY=1"
 check_download "https://127.0.0.1:$FP" 200000 79
 "$B/tlsoffctl" -s "$CTL" -j status | grep -q '"workers": *3' || fail "E does not run D's 3 workers"
 log "ok: A -> B -> C -> D -> E (SIGUSR2), no connection refused or cut"

@@ -15,7 +15,7 @@
 #     under systemd): D sends MAINPID=E, and only then E sends READY=1.
 #  4. --takeover with no daemon on the path: a clear error, exit 1, nothing bound.
 source "${TLSOFF_ROOT:-$(dirname "$0")/../..}/tests/lib.sh"
-need curl openssl
+need curl openssl python3
 
 BP=$(free_port) FP=$(free_port) XP=$(free_port)
 CTL="$T/control"

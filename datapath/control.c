@@ -647,6 +647,13 @@ static int do_takeover(struct request *r)
 		snprintf(r->err, r->errlen, "the daemon is shutting down");
 		return -ESHUTDOWN;
 	}
+	/* The sockets are the service itself: only the daemon's own user (or root) may take them, not every
+	 * member of --control-group. */
+	if (r->cl->cred.uid != geteuid() && r->cl->cred.uid != 0) {
+		snprintf(r->err, r->errlen, "uid %u may not take the sockets over: only the daemon's user (%u) or root",
+			 (unsigned)r->cl->cred.uid, (unsigned)geteuid());
+		return -EPERM;
+	}
 	if (ctl->taker && ctl->taker != r->cl) {
 		snprintf(r->err, r->errlen, "a takeover by pid %d is in progress already", (int)ctl->taker->cred.pid);
 		return -EBUSY;

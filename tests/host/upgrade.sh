@@ -13,9 +13,10 @@
 #  3. C (1 worker) -> D (3 workers: two sockets bound fresh into the group), then SIGUSR2: D re-executes
 #     itself with --takeover (E), and exits 0; E answers on the same control path. With NOTIFY_SOCKET (as
 #     under systemd): D sends MAINPID=E, and only then E sends READY=1.
-#  4. --takeover with no daemon on the path: a clear error, exit 1, nothing bound.
+#  4. --takeover with no daemon on the path: a clear error, exit 1, nothing bound; and by a user who may
+#     use the control socket (--control-group) but is not the daemon's: refused (EPERM), A unchanged.
 source "${TLSOFF_ROOT:-$(dirname "$0")/../..}/tests/lib.sh"
-need curl openssl python3
+need curl openssl python3 setpriv
 
 BP=$(free_port) FP=$(free_port) XP=$(free_port)
 CTL="$T/control"
@@ -124,7 +125,12 @@ grep -q "takeover: no tlsoffd answers on $T/nobody" "$T/none.log" || { cat "$T/n
 ss -Htln "sport = :$FP" | grep -q . && fail "a failed takeover left a listener"
 
 log "1. A -> B under load"
-daemon A "$T/full.conf" --workers 2; DA=$DPID; ready A
+chmod 755 "$T"   # for the takeover attempt as nobody below
+daemon A "$T/full.conf" --workers 2 --control-group nogroup; DA=$DPID; ready A
+rc=0; setpriv --reuid=65534 --regid=65534 --clear-groups "$B/tlsoffd" -f "$T/full.conf" --control "$CTL" --takeover \
+  2>"$T/nobody.log" || rc=$?
+[ "$rc" -eq 1 ] && grep -q "uid 65534 may not take the sockets over" "$T/nobody.log" ||
+  { cat "$T/nobody.log"; fail "a takeover by uid 65534 was not refused (exit $rc)"; }
 [ "$(ctl_pid)" = "$DA" ] || fail "the control socket does not answer with A's pid"
 steering() { "$B/tlsoffctl" -s "$CTL" -j status | sed -n 's/.*"steering":"\([^"]*\)".*/\1/p'; }
 steerA=$(steering)

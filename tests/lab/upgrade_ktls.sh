@@ -19,7 +19,6 @@ backend add app server 127.0.0.1:$BP
 frontend add edge listen 127.0.0.1:$FP cert $T/edge.crt key $T/edge.key backend app datapath splice
 CONF
 start_backend "$BP"
-log "starting (${SECONDS}s)"
 start_tlsoffd "$T/tlsoff.conf" "$FP" --workers 2
 OLD=$TLSOFFD_PID
 want=$("$B/tests/bin/http_backend" --gen "$N" 64 | sha256sum | cut -d' ' -f1)
@@ -33,19 +32,19 @@ spliced() { ctl stats | awk '$1 == "splice" { print $2 }'; }
 for _ in $(seq 300); do [ "$(spliced)" -ge 3 ] && break; sleep 0.1; done
 [ "$(spliced)" -ge 3 ] || { cat "$T/tlsoffd.log"; fail "the three downloads did not reach the splice datapath"; }
 
-log "takeover while 3 kTLS downloads are in flight in the old daemon (${SECONDS}s)"
+log "takeover while 3 kTLS downloads are in flight in the old daemon"
 "$B/tlsoffd" -f "$T/tlsoff.conf" --control "$CTL" --workers 2 --takeover 2>"$T/new.log" & NEW=$!; PIDS+=("$NEW")
 for _ in $(seq 300); do grep -q 'takeover: done' "$T/new.log" && break; sleep 0.1; done
 grep -q 'takeover: done' "$T/new.log" || { cat "$T/new.log"; fail "the takeover never completed"; }
 ctl -j status | grep -q "\"pid\":$NEW," || fail "the control socket does not answer with the new daemon's pid"
 kill -0 "$OLD" || fail "the old daemon did not wait for its kTLS connections"
 
-log "a new connection is offloaded by the new daemon (${SECONDS}s)"
+log "a new connection is offloaded by the new daemon"
 check_download "https://127.0.0.1:$FP" 100000 33
 for _ in $(seq 50); do grep -q 'close .*datapath=splice ktls=tx+rx' "$T/new.log" && break; sleep 0.1; done
 grep -q 'close .*datapath=splice ktls=tx+rx' "$T/new.log" || { cat "$T/new.log"; fail "the new daemon did not offload"; }
 
-log "the held downloads finish in the old daemon (${SECONDS}s)"
+log "the held downloads finish in the old daemon"
 touch "$T/go"
 for i in 1 2 3; do
   wait "${pids[$((i - 1))]}" || fail "download $i: $(cat "$T/dl.$i")"
@@ -59,4 +58,4 @@ wait "$OLD" || rc=$?
 [ "$rc" -eq 0 ] || fail "the old daemon exited $rc"
 n=$(sed -n '/takeover: tlsoffd pid/,$p' "$T/tlsoffd.log" | grep -c 'close .*datapath=splice ktls=tx+rx.*reason="done"' || true)
 [ "$n" -eq 3 ] || { cat "$T/tlsoffd.log"; fail "the old daemon finished $n kTLS downloads after the handover, want 3"; }
-log "ok: 3 kTLS downloads finished in the old daemon after the handover; the new one offloads (${SECONDS}s)"
+log "ok: 3 kTLS downloads finished in the old daemon after the handover; the new one offloads"

@@ -614,7 +614,8 @@ static int put_listener(struct nl_msg *m, int kind, const char *frontend, const 
 	struct nlattr *n = nla_nest_start(m, TLSOFF_A_LISTENER);
 	if (!n || nla_put_u32(m, TLSOFF_LSN_KIND, (uint32_t)kind) < 0 ||
 	    (frontend && nla_put_string(m, TLSOFF_LSN_FRONTEND, frontend) < 0) ||
-	    nla_put_string(m, TLSOFF_LSN_LISTEN, listen) < 0 || nla_put_u32(m, TLSOFF_LSN_WORKER, worker) < 0)
+	    nla_put_string(m, TLSOFF_LSN_LISTEN, listen) < 0 || nla_put_u32(m, TLSOFF_LSN_WORKER, worker) < 0 ||
+	    nla_put_u32(m, TLSOFF_LSN_PID, (uint32_t)getpid()) < 0)
 		return -1;
 	nla_nest_end(m, n);
 	return 0;

@@ -23,7 +23,7 @@ const struct nla_policy ctl_policy[TLSOFF_A_MAX + 1] = {
 };
 const struct nla_policy ctl_lsn_policy[TLSOFF_LSN_MAX + 1] = {
 	[TLSOFF_LSN_KIND] = U32, [TLSOFF_LSN_FRONTEND] = STR(TLSOFF_NAME_MAX), [TLSOFF_LSN_LISTEN] = STR(80),
-	[TLSOFF_LSN_WORKER] = U32,
+	[TLSOFF_LSN_WORKER] = U32, [TLSOFF_LSN_PID] = U32,
 };
 const struct nla_policy ctl_fe_policy[TLSOFF_FE_MAX + 1] = {
 	[TLSOFF_FE_NAME] = STR(TLSOFF_NAME_MAX), [TLSOFF_FE_LISTEN] = STR(80), [TLSOFF_FE_CERT] = NEST,

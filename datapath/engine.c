@@ -906,8 +906,10 @@ static int *inherit_map(struct runtime *rt, bool *inherited_fe)
 	return map;
 }
 
-/* Worker i's share of the received sockets, as an `old` set for listeners_for. */
-static struct listener *inherited_for(struct runtime *rt, const int *map, unsigned i, unsigned *n)
+/* Worker i's share (of nworkers: the final count, rt->nworkers still grows while they are set up) of the
+ * received sockets, as an `old` set for listeners_for. */
+static struct listener *inherited_for(struct runtime *rt, const int *map, unsigned i, unsigned nworkers,
+				      unsigned *n)
 {
 	struct takeover *tk = rt->tk;
 	struct listener *v = calloc(tk->n + 1, sizeof(*v));
@@ -917,7 +919,7 @@ static struct listener *inherited_for(struct runtime *rt, const int *map, unsign
 		for (size_t k = 0; k < tk->n; k++) {
 			if (map[k] != (int)f)
 				continue;
-			if (p++ % rt->nworkers != i)
+			if (p++ % nworkers != i)
 				continue;
 			tk->v[k].used = true;
 			v[(*n)++] = (struct listener){ .kind = EP_LISTENER, .fd = tk->v[k].fd, .fe = &rt->cur->frontends[f] };
@@ -1000,7 +1002,7 @@ static int runtime_build(struct runtime *rt, const struct config *cfg, const str
 		epoll_ctl(w->epfd, EPOLL_CTL_ADD, w->wakefd, &ev);
 		unsigned nold = 0;
 		struct listener *old = NULL;
-		if (map && !(old = inherited_for(rt, map, i, &nold))) {
+		if (map && !(old = inherited_for(rt, map, i, opts->workers, &nold))) {
 			snprintf(err, errlen, "out of memory");
 			free(map);
 			return -1;

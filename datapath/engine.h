@@ -179,7 +179,7 @@ struct takeover {
 	char path[TLSOFF_PATH_MAX];
 	struct inherited *v;
 	size_t n;
-	pid_t old_pid;                               /* SO_PEERCRED of the old daemon */
+	pid_t old_pid;                               /* the old daemon's (TLSOFF_LSN_PID) */
 };
 /* Connect to the daemon on path, ask for its sockets and receive them. Returns 0 or -1 with err set. */
 int takeover_fetch(const char *path, struct takeover *tk, char *err, size_t errlen);

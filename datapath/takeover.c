@@ -163,6 +163,8 @@ static int keep_listener(struct takeover *tk, const struct nlmsghdr *h, int fd, 
 	in->fd = fd;
 	in->kind = (int)nla_get_u32(lt[TLSOFF_LSN_KIND]);
 	in->worker = lt[TLSOFF_LSN_WORKER] ? nla_get_u32(lt[TLSOFF_LSN_WORKER]) : 0;
+	if (lt[TLSOFF_LSN_PID])
+		tk->old_pid = (pid_t)nla_get_u32(lt[TLSOFF_LSN_PID]);
 	if (lt[TLSOFF_LSN_FRONTEND])
 		snprintf(in->frontend, sizeof(in->frontend), "%s", nla_get_string(lt[TLSOFF_LSN_FRONTEND]));
 	if (lt[TLSOFF_LSN_LISTEN])
@@ -189,10 +191,6 @@ int takeover_fetch(const char *path, struct takeover *tk, char *err, size_t errl
 		takeover_release(tk, true);
 		return -1;
 	}
-	struct ucred cred;
-	socklen_t clen = sizeof(cred);
-	if (getsockopt(tk->fd, SOL_SOCKET, SO_PEERCRED, &cred, &clen) == 0)
-		tk->old_pid = cred.pid;
 	char msg[TLSOFF_ERR_MAX] = "";
 	if (request(tk, TLSOFF_CMD_TAKEOVER, 1, msg, sizeof(msg)) < 0)
 		goto fail;

@@ -257,6 +257,8 @@ enum tlsoff_lsn_attr {
 	TLSOFF_LSN_FRONTEND,             /* string: the frontend it serves in the old daemon (frontend kind) */
 	TLSOFF_LSN_LISTEN,               /* string ADDR:PORT as configured (the socket's own address decides) */
 	TLSOFF_LSN_WORKER,               /* u32: the old daemon's worker that accepts on it (its reuseport slot) */
+	TLSOFF_LSN_PID,                  /* u32: the old daemon's pid (SO_PEERCRED names whoever called listen()
+					  * on the control socket: after one takeover, not the daemon answering) */
 	__TLSOFF_LSN_MAX
 };
 #define TLSOFF_LSN_MAX (__TLSOFF_LSN_MAX - 1)

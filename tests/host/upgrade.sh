@@ -8,8 +8,8 @@
 #     (sha256), no short connection is refused or reset, A exits 0 once its connections ended, and the same
 #     control path answers before (A's pid) and after (B's pid); B serves new connections.
 #  2. B -> C whose configuration lacks frontend "extra", with 1 worker (fewer than B's 2: C accepts from
-#     both sockets of the group): a transfer on "extra" open at the switch completes (B drains it), "extra"
-#     stops listening once B is gone, "edge" never refuses a connection.
+#     both sockets of the group, and keeps both across a SIGHUP reload): a transfer on "extra" open at the
+#     switch completes (B drains it), "extra" stops listening once B is gone, "edge" never refuses.
 #  3. C (1 worker) -> D (3 workers: two sockets bound fresh into the group), then SIGUSR2: D re-executes
 #     itself with --takeover (E), and exits 0; E answers on the same control path. With NOTIFY_SOCKET (as
 #     under systemd): D sends MAINPID=E, and only then E sends READY=1.
@@ -162,11 +162,18 @@ start_shorts "$FP" s3
 more_shorts s3 2
 daemon C "$T/noextra.conf" --workers 1 --takeover; DC=$DPID
 ready C; confirmed C
+grep -q "takeover: done; tlsoffd pid $DB stops accepting" "$T/C.log" || fail "C does not name B as the daemon it took over"
 grep -q 'frontend extra (127.0.0.1:.*) is not in this configuration: the old daemon closes it' "$T/C.log" ||
   fail "C did not say it leaves frontend extra"
 exits0 "$DB" B
 more_shorts s3 2
 ss -Htln "sport = :$XP" | grep -q . && fail "frontend extra still listens after B exited"
+listeners() { ss -Htln "sport = :$FP" | wc -l; }
+[ "$(listeners)" -eq 2 ] || fail "edge: $(listeners) listening sockets after B exited, want B's 2 (both C's now)"
+kill -HUP "$DC"     # a reload keeps both: the extra one's queue is served as long as the address is wanted
+for _ in $(seq 50); do grep -q 'reload: configuration generation 2' "$T/C.log" && break; sleep 0.1; done
+grep -q 'reload: configuration generation 2' "$T/C.log" || { cat "$T/C.log"; fail "C did not reload"; }
+[ "$(listeners)" -eq 2 ] || fail "edge: $(listeners) listening sockets after C's reload, want 2"
 for _ in $(seq 20); do curl -sk -o /dev/null "https://127.0.0.1:$FP/bytes/100/1"; done   # both sockets of edge
 stop_shorts s3
 check_clients
@@ -194,6 +201,7 @@ more_shorts s4 2
 NOTIFY_SOCKET="$T/notify.sock" daemon D "$T/noextra.conf" --workers 3 --takeover; DD=$DPID
 ready D; confirmed D
 exits0 "$DC" C
+[ "$(listeners)" -eq 3 ] || fail "edge: $(listeners) listening sockets under D, want 3 (2 taken, 1 bound)"
 check_download "https://127.0.0.1:$FP" 200000 78
 kill -USR2 "$DD"
 for _ in $(seq 100); do grep -q 'takeover: tlsoffd pid [0-9]* serves on our sockets now' "$T/D.log" && break; sleep 0.1; done
@@ -212,4 +220,10 @@ grep -Eq "^[0-9]+:$DD READY=1\|STATUS=serving.* [0-9]+:$DD MAINPID=$DE\|STATUS=h
 log "sd_notify: D READY=1, D MAINPID=$DE, E READY=1"
 check_download "https://127.0.0.1:$FP" 200000 79
 "$B/tlsoffctl" -s "$CTL" -j status | grep -q '"workers": *3' || fail "E does not run D's 3 workers"
+# Each daemon handed over exactly its own sockets: 2 workers x 2 frontends (A, B), C's 2 for edge (one
+# worker, an extra), D's 3 (its 3 workers).
+for hop in A:4 B:4 C:2 D:3; do
+  grep -q "takeover: sent ${hop#*:} listening socket(s) and the control socket" "$T/${hop%%:*}.log" ||
+    fail "${hop%%:*} did not hand over ${hop#*:} sockets: $(grep 'takeover: sent' "$T/${hop%%:*}.log")"
+done
 log "ok: A -> B -> C -> D -> E (SIGUSR2), no connection refused or cut"

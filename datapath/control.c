@@ -6,6 +6,7 @@
  * sends garbage loses only its own connection. One table row per request type. */
 #include <errno.h>
 #include <grp.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,6 +51,8 @@ struct control {
 	struct client *clients;
 	unsigned nclients;
 	struct nl_sock *diag;             /* sock_diag, for the kTLS mode of each connection */
+	struct client *taker;             /* the new daemon that received our sockets (TAKEOVER), until DONE */
+	bool handed_over;                 /* the socket belongs to the new daemon: never unlink its path */
 };
 
 /* ---- replies ------------------------------------------------------------------------------------------ */
@@ -568,6 +571,158 @@ static int do_config_get(struct request *r)
 	return 0;
 }
 
+/* ---- takeover (the old daemon's side; the new one's is takeover.c) ------------------------------------ */
+
+/* Write everything queued for the client, waiting for it to read (a takeover answer goes out in order:
+ * what was queued before it first). */
+static int flush_blocking(struct client *cl)
+{
+	while (cl->outoff < cl->outlen) {
+		ssize_t n = send(cl->fd, cl->out + cl->outoff, cl->outlen - cl->outoff, MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
+			struct pollfd p = { .fd = cl->fd, .events = POLLOUT };
+			if (poll(&p, 1, 5000) <= 0)
+				return -ETIMEDOUT;
+			continue;
+		}
+		if (n < 0)
+			return -errno;
+		cl->outoff += (size_t)n;
+	}
+	cl->outoff = cl->outlen = 0;
+	return 0;
+}
+
+/* One message with one descriptor attached (SCM_RIGHTS rides with the message's bytes). */
+static int send_with_fd(struct client *cl, struct nl_msg *m, int fd)
+{
+	struct nlmsghdr *h = nlmsg_hdr(m);
+	size_t len = NLMSG_ALIGN(h->nlmsg_len), off = 0;
+	union {
+		struct cmsghdr h;
+		char buf[CMSG_SPACE(sizeof(int))];
+	} cm;
+	memset(&cm, 0, sizeof(cm));
+	while (off < len) {
+		struct iovec iov = { .iov_base = (char *)h + off, .iov_len = len - off };
+		struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
+		if (off == 0) {   /* the descriptor goes with the first byte, once */
+			mh.msg_control = &cm;
+			mh.msg_controllen = sizeof(cm);
+			struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+			c->cmsg_level = SOL_SOCKET;
+			c->cmsg_type = SCM_RIGHTS;
+			c->cmsg_len = CMSG_LEN(sizeof(int));
+			memcpy(CMSG_DATA(c), &fd, sizeof(int));
+		}
+		ssize_t n = sendmsg(cl->fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
+			struct pollfd p = { .fd = cl->fd, .events = POLLOUT };
+			if (poll(&p, 1, 5000) <= 0)
+				return -ETIMEDOUT;
+			continue;
+		}
+		if (n < 0)
+			return -errno;
+		off += (size_t)n;
+	}
+	return 0;
+}
+
+static int put_listener(struct nl_msg *m, int kind, const char *frontend, const char *listen, unsigned worker)
+{
+	struct nlattr *n = nla_nest_start(m, TLSOFF_A_LISTENER);
+	if (!n || nla_put_u32(m, TLSOFF_LSN_KIND, (uint32_t)kind) < 0 ||
+	    (frontend && nla_put_string(m, TLSOFF_LSN_FRONTEND, frontend) < 0) ||
+	    nla_put_string(m, TLSOFF_LSN_LISTEN, listen) < 0 || nla_put_u32(m, TLSOFF_LSN_WORKER, worker) < 0 ||
+	    nla_put_u32(m, TLSOFF_LSN_PID, (uint32_t)getpid()) < 0)
+		return -1;
+	nla_nest_end(m, n);
+	return 0;
+}
+
+struct send_ctx {
+	struct request *r;
+	unsigned sent;
+};
+
+static int send_listener(int fd, const char *frontend, const char *listen, unsigned worker, void *arg)
+{
+	struct send_ctx *sc = arg;
+	struct nl_msg *m = part(sc->r->h);
+	int rc = m && put_listener(m, TLSOFF_LSN_KIND_FRONTEND, frontend, listen, worker) == 0 ? 0 : -ENOMEM;
+	if (!rc)
+		rc = send_with_fd(sc->r->cl, m, fd);
+	nlmsg_free(m);
+	sc->sent += rc == 0;
+	return rc;
+}
+
+/* TAKEOVER: every listening socket, then the control socket, each with its descriptor. We keep accepting
+ * on all of them until the new daemon says DONE; if it never does (it failed, or died), nothing changed. */
+static int do_takeover(struct request *r)
+{
+	struct control *ctl = r->ctl;
+	int rc;
+	if (!engine_running(ctl->rt)) {
+		snprintf(r->err, r->errlen, "the daemon is shutting down");
+		return -ESHUTDOWN;
+	}
+	/* The sockets are the service itself: only the daemon's own user (or root) may take them, not every
+	 * member of --control-group. */
+	if (r->cl->cred.uid != geteuid() && r->cl->cred.uid != 0) {
+		snprintf(r->err, r->errlen, "uid %u may not take the sockets over: only the daemon's user (%u) or root",
+			 (unsigned)r->cl->cred.uid, (unsigned)geteuid());
+		return -EPERM;
+	}
+	if (ctl->taker && ctl->taker != r->cl) {
+		snprintf(r->err, r->errlen, "a takeover by pid %d is in progress already", (int)ctl->taker->cred.pid);
+		return -EBUSY;
+	}
+	if ((rc = flush_blocking(r->cl)) < 0) {
+		snprintf(r->err, r->errlen, "cannot write to the client: %s", strerror(-rc));
+		r->cl->closing = true;
+		return rc;
+	}
+	struct send_ctx sc = { r, 0 };
+	if (engine_listeners(ctl->rt, send_listener, &sc, r->err, r->errlen) < 0) {
+		r->cl->closing = true;   /* part of a dump may be out: the stream ends here */
+		return -EIO;
+	}
+	struct nl_msg *m = part(r->h);
+	rc = m && put_listener(m, TLSOFF_LSN_KIND_CONTROL, NULL, ctl->path, 0) == 0 ? 0 : -ENOMEM;
+	if (!rc)
+		rc = send_with_fd(r->cl, m, ctl->fd);
+	nlmsg_free(m);
+	if (rc < 0) {
+		snprintf(r->err, r->errlen, "sending the control socket: %s", strerror(-rc));
+		r->cl->closing = true;
+		return -EIO;
+	}
+	ctl->taker = r->cl;
+	log_notice("takeover: sent %u listening socket(s) and the control socket to pid %d; accepting on them "
+		   "until it confirms", sc.sent, (int)r->cl->cred.pid);
+	return 0;
+}
+
+/* TAKEOVER_DONE: the new daemon accepts on our sockets. Stop accepting control clients (the socket is its
+ * own now: the path stays), drain, exit. */
+static int do_takeover_done(struct request *r)
+{
+	struct control *ctl = r->ctl;
+	if (ctl->taker != r->cl) {
+		snprintf(r->err, r->errlen, "no takeover in progress on this connection (send TAKEOVER first)");
+		return -EINVAL;
+	}
+	ctl->taker = NULL;
+	ctl->handed_over = true;
+	epoll_ctl(ctl->epfd, EPOLL_CTL_DEL, ctl->fd, NULL);   /* before close: the socket lives on elsewhere */
+	close(ctl->fd);
+	ctl->fd = -1;
+	engine_handed_over(ctl->rt, r->cl->cred.pid);
+	return 0;
+}
+
 /* One row per request type: how it is answered, and whether it changes anything (logged at notice). */
 static const struct handler {
 	int type;
@@ -597,6 +752,8 @@ static const struct handler {
 	{ TLSOFF_CMD_CONFIG_GET, do_config_get, true, false },
 	{ TLSOFF_CMD_TICKETS_SET, do_change, false, true },
 	{ TLSOFF_CMD_METRICS_SET, do_change, false, true },
+	{ TLSOFF_CMD_TAKEOVER, do_takeover, true, true },
+	{ TLSOFF_CMD_TAKEOVER_DONE, do_takeover_done, false, true },
 };
 
 /* The object a request names, for the log line. */
@@ -664,6 +821,11 @@ static void handle(struct control *ctl, struct client *cl, const struct nlmsghdr
 
 static void client_close(struct control *ctl, struct client *cl)
 {
+	if (ctl->taker == cl) {
+		ctl->taker = NULL;
+		log_notice("takeover: pid %d went away before confirming; this daemon carries on serving",
+			   (int)cl->cred.pid);
+	}
 	for (struct client **pp = &ctl->clients; *pp; pp = &(*pp)->next)
 		if (*pp == cl) {
 			*pp = cl->next;
@@ -814,8 +976,8 @@ void control_tick(struct control *ctl)
 
 /* ---- the socket ------------------------------------------------------------------------------------------ */
 
-struct control *control_open(const char *path, const char *group, int epfd, struct runtime *rt, char *err,
-			     size_t errlen)
+struct control *control_open(const char *path, const char *group, int epfd, struct runtime *rt, int inherited_fd,
+			     char *err, size_t errlen)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	struct control *ctl = calloc(1, sizeof(*ctl));
@@ -840,6 +1002,10 @@ struct control *control_open(const char *path, const char *group, int epfd, stru
 	}
 	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
 	snprintf(ctl->path, sizeof(ctl->path), "%s", path);
+	if (inherited_fd >= 0) {   /* taken over: bound and listening at path already, mode and group as set */
+		ctl->fd = inherited_fd;
+		goto serve;
+	}
 	/* The directory (/run/tlsoff) is created if missing; its parent must exist. */
 	char dir[sizeof(sa.sun_path)];
 	snprintf(dir, sizeof(dir), "%s", path);
@@ -874,6 +1040,7 @@ struct control *control_open(const char *path, const char *group, int epfd, stru
 		snprintf(err, errlen, "control socket %s: %s", path, strerror(errno));
 		goto fail;
 	}
+serve:
 	ctl->kind = MK_CTL_LISTEN;
 	ctl->epfd = epfd;
 	ctl->rt = rt;
@@ -893,8 +1060,10 @@ void control_close(struct control *ctl)
 		return;
 	while (ctl->clients)
 		client_close(ctl, ctl->clients);
-	close(ctl->fd);
-	unlink(ctl->path);
+	if (ctl->fd >= 0)
+		close(ctl->fd);
+	if (!ctl->handed_over)   /* else the path is the new daemon's socket */
+		unlink(ctl->path);
 	sockdiag_close(ctl->diag);
 	free(ctl);
 }

@@ -12,12 +12,14 @@
 #include <sys/eventfd.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "engine.h"
+#include "tlsoff/control.h"
 #include "tlsoff/log.h"
 #include "tlsoff/netdev.h"
 #include "tlsoff/nic_route.h"
@@ -154,6 +156,9 @@ static void close_listeners(struct worker *w)
 {
 	for (unsigned i = 0; i < w->nls; i++)
 		if (w->ls[i].fd >= 0) {
+			/* Out of the epoll set first: after a takeover the socket lives on in the new daemon, and an
+			 * epoll registration lasts as long as the socket, not as long as our descriptor. */
+			listener_arm(w, &w->ls[i], false);
 			close(w->ls[i].fd);
 			w->ls[i].fd = -1;
 		}
@@ -289,6 +294,11 @@ struct runtime {
 	enum steer_mode steer;
 	char steering[96];                    /* what the last group got, for tlsoffctl status */
 	struct metrics_http *metrics;         /* `metrics listen`: on the main thread's epoll */
+	bool metrics_retire;                  /* handed over: close it after this batch of events */
+	struct takeover *tk;                  /* while starting with --takeover: the sockets received */
+	unsigned drain_seconds;
+	uint64_t drain_deadline;              /* 0: not draining */
+	pid_t successor;                      /* the daemon that took our sockets over (0: none) */
 };
 
 /* Listening groups opened for generation g in the prepared sets (sets[w][f] = worker w's listener for
@@ -303,9 +313,13 @@ static void steer_new(struct runtime *rt, struct listener **sets, const struct g
 			kept |= old[0][o].fd == sets[0][f].fd;
 		if (kept)
 			continue;
-		for (unsigned i = 0; i < rt->nworkers; i++)
+		bool inherited = false;
+		for (unsigned i = 0; i < rt->nworkers; i++) {
 			fds[i] = sets[i][f].fd;
-		const char *mode = steer_group(g->frontends[f].conf.name, fds, rt->nworkers, rt->steer);
+			for (size_t k = 0; rt->tk && k < rt->tk->n; k++)
+				inherited |= rt->tk->v[k].fd == fds[i];
+		}
+		const char *mode = steer_group(g->frontends[f].conf.name, fds, rt->nworkers, rt->steer, inherited);
 		if (strncmp(rt->steering, mode, strlen(mode)))
 			log_notice("new connections go to the worker on the CPU that received them: %s", mode);
 		snprintf(rt->steering, sizeof(rt->steering), "%s", mode);
@@ -412,9 +426,9 @@ static bool same_listen(const struct frontend_conf *a, const struct frontend_con
  * accept queues carry over: a reload drops no connection), the others are opened. On failure the new
  * sockets are closed and NULL returned. */
 static struct listener *listeners_for(struct generation *g, const struct listener *old, unsigned nold,
-				      char *err, size_t errlen)
+				      unsigned *nout, char *err, size_t errlen)
 {
-	struct listener *ls = calloc(g->nfrontends ? g->nfrontends : 1, sizeof(*ls));
+	struct listener *ls = calloc(g->nfrontends + nold + 1, sizeof(*ls));
 	if (!ls) {
 		snprintf(err, errlen, "out of memory");
 		return NULL;
@@ -423,7 +437,7 @@ static struct listener *listeners_for(struct generation *g, const struct listene
 		ls[f].kind = EP_LISTENER;
 		ls[f].fe = &g->frontends[f];
 		ls[f].fd = -1;
-		for (unsigned o = 0; o < nold; o++)
+		for (unsigned o = 0; o < nold && ls[f].fd < 0; o++)   /* the first: a primary before extras */
 			if (old[o].fd >= 0 && same_listen(&old[o].fe->conf, &g->frontends[f].conf))
 				ls[f].fd = old[o].fd;
 		if (ls[f].fd < 0 && (ls[f].fd = open_listener(&g->frontends[f].conf, err, errlen)) < 0) {
@@ -438,6 +452,22 @@ static struct listener *listeners_for(struct generation *g, const struct listene
 			return NULL;
 		}
 	}
+	/* Extras: more sockets of one address than this worker has frontends there. They come from a takeover
+	 * of a daemon with more workers than we have: each still holds an accept queue (closing it would reset
+	 * the connections waiting there), so its worker accepts from it too, for as long as the address is
+	 * wanted. They follow the primaries, which are indexed by frontend. */
+	unsigned n = g->nfrontends;
+	for (unsigned o = 0; o < nold; o++) {
+		bool primary = false;
+		for (unsigned f = 0; f < g->nfrontends; f++)
+			primary |= ls[f].fd == old[o].fd;
+		for (unsigned f = 0; !primary && old[o].fd >= 0 && f < g->nfrontends; f++)
+			if (same_listen(&old[o].fe->conf, &g->frontends[f].conf)) {
+				ls[n++] = (struct listener){ .kind = EP_LISTENER, .fd = old[o].fd, .fe = &g->frontends[f] };
+				break;
+			}
+	}
+	*nout = n;
 	return ls;
 }
 
@@ -554,10 +584,15 @@ static int apply_generation(struct runtime *rt, struct config *cfg, const char *
 		}
 	}
 	struct listener **sets = calloc(rt->nworkers, sizeof(*sets));
+	unsigned *counts = calloc(rt->nworkers, sizeof(*counts));
+	if (!counts) {
+		free(sets);
+		sets = NULL;
+	}
 	for (unsigned i = 0; sets && i < rt->nworkers; i++) {
 		struct worker *w = &rt->workers[i];
 		pthread_mutex_lock(&w->mu);
-		sets[i] = listeners_for(g, w->ls, w->nls, err, errlen);
+		sets[i] = listeners_for(g, w->ls, w->nls, &counts[i], err, errlen);
 		pthread_mutex_unlock(&w->mu);
 		if (!sets[i]) {
 			for (unsigned k = 0; k < i; k++)   /* new sockets only: reused ones belong to the workers */
@@ -571,6 +606,7 @@ static int apply_generation(struct runtime *rt, struct config *cfg, const char *
 			for (unsigned k = 0; k < i; k++)
 				free(sets[k]);
 			free(sets);
+			free(counts);
 			gen_free(g);
 			return -1;
 		}
@@ -592,11 +628,12 @@ static int apply_generation(struct runtime *rt, struct config *cfg, const char *
 		struct worker *w = &rt->workers[i];
 		pthread_mutex_lock(&w->mu);
 		w->pending_ls = sets[i];
-		w->pending_nls = g->nfrontends;
+		w->pending_nls = counts[i];
 		w->pending_gen = g->id;
 		pthread_mutex_unlock(&w->mu);
 	}
 	free(sets);
+	free(counts);
 	rt->cur->next = rt->retired;
 	rt->retired = rt->cur;
 	rt->cur = g;
@@ -871,6 +908,70 @@ static void probe_sockmap(struct runtime *rt)
 	}
 }
 
+/* Is fd's own address (getsockname) the address a? The configuration's text may name the address
+ * differently from the old daemon's; the kernel's socket address decides. */
+static bool sock_is(int fd, const struct tlsoff_addr *a)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+	if (getsockname(fd, (struct sockaddr *)&ss, &len) < 0 || ss.ss_family != a->ss.ss_family)
+		return false;
+	if (ss.ss_family == AF_INET) {
+		const struct sockaddr_in *x = (const void *)&ss, *y = (const void *)&a->ss;
+		return x->sin_port == y->sin_port && x->sin_addr.s_addr == y->sin_addr.s_addr;
+	}
+	if (ss.ss_family == AF_INET6) {
+		const struct sockaddr_in6 *x = (const void *)&ss, *y = (const void *)&a->ss;
+		return x->sin6_port == y->sin6_port && !memcmp(&x->sin6_addr, &y->sin6_addr, sizeof(x->sin6_addr)) &&
+		       x->sin6_scope_id == y->sin6_scope_id;
+	}
+	return false;
+}
+
+/* --takeover: which frontend each received socket serves here (-1: none; it is closed after the start).
+ * The sockets of one address are a SO_REUSEPORT group, in the old daemon's worker order; socket p of a
+ * group goes to worker p % nworkers — a worker gets its own slot's socket first (its primary), and with
+ * fewer workers than the old daemon had, the rest as extras (listeners_for). With more, the workers left
+ * without one bind a fresh socket into the same group. */
+static int *inherit_map(struct runtime *rt, bool *inherited_fe)
+{
+	struct takeover *tk = rt->tk;
+	int *map = calloc(tk->n + 1, sizeof(*map));
+	if (!map)
+		return NULL;
+	for (size_t k = 0; k < tk->n; k++) {
+		map[k] = -1;
+		for (unsigned f = 0; tk->v[k].kind == TLSOFF_LSN_KIND_FRONTEND && f < rt->cur->nfrontends; f++)
+			if (sock_is(tk->v[k].fd, &rt->cur->frontends[f].conf.listen)) {
+				map[k] = (int)f;
+				inherited_fe[f] = true;
+			}
+	}
+	return map;
+}
+
+/* Worker i's share (of nworkers: the final count, rt->nworkers still grows while they are set up) of the
+ * received sockets, as an `old` set for listeners_for. */
+static struct listener *inherited_for(struct runtime *rt, const int *map, unsigned i, unsigned nworkers,
+				      unsigned *n)
+{
+	struct takeover *tk = rt->tk;
+	struct listener *v = calloc(tk->n + 1, sizeof(*v));
+	*n = 0;
+	for (unsigned f = 0; v && f < rt->cur->nfrontends; f++) {
+		unsigned p = 0;                               /* position in the group */
+		for (size_t k = 0; k < tk->n; k++) {
+			if (map[k] != (int)f)
+				continue;
+			if (p++ % nworkers != i)
+				continue;
+			tk->v[k].used = true;
+			v[(*n)++] = (struct listener){ .kind = EP_LISTENER, .fd = tk->v[k].fd, .fe = &rt->cur->frontends[f] };
+		}
+	}
+	return v;
+}
+
 /* Build everything before starting anything: a bad certificate or a busy port starts nothing. */
 static int runtime_build(struct runtime *rt, const struct config *cfg, const struct engine_opts *opts,
 			 struct ktls_caps *caps, char *err, size_t errlen)
@@ -904,12 +1005,25 @@ static int runtime_build(struct runtime *rt, const struct config *cfg, const str
 	}
 	if (!(rt->cur = gen_build(cfg, 1, NULL, err, errlen)))
 		return -1;
+	rt->tk = opts->takeover;
+	bool *inherited_fe = calloc(rt->cur->nfrontends + 1, sizeof(*inherited_fe));
+	int *map = inherited_fe && rt->tk ? inherit_map(rt, inherited_fe) : NULL;
+	if (!inherited_fe || (rt->tk && !map)) {
+		free(inherited_fe);
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
 	for (unsigned f = 0; f < rt->cur->nfrontends; f++)
-		if (address_free(&rt->cur->frontends[f].conf, err, errlen) < 0)
+		if (!inherited_fe[f] && address_free(&rt->cur->frontends[f].conf, err, errlen) < 0) {
+			free(inherited_fe);
+			free(map);
 			return -1;
+		}
+	free(inherited_fe);
 	if (!(rt->workers = calloc(opts->workers, sizeof(*rt->workers))) ||
 	    !(rt->exited = calloc(opts->workers, sizeof(*rt->exited)))) {
 		snprintf(err, errlen, "out of memory");
+		free(map);
 		return -1;
 	}
 	for (unsigned i = 0; i < opts->workers; i++) {
@@ -924,24 +1038,162 @@ static int runtime_build(struct runtime *rt, const struct config *cfg, const str
 		rt->nworkers++;
 		if (w->epfd < 0 || w->wakefd < 0) {
 			snprintf(err, errlen, "worker setup: %s", strerror(errno));
+			free(map);
 			return -1;
 		}
 		static enum ep_kind wake_kind = EP_WAKE;
 		struct epoll_event ev = { .events = EPOLLIN, .data.ptr = &wake_kind };
 		epoll_ctl(w->epfd, EPOLL_CTL_ADD, w->wakefd, &ev);
-		if (!(w->ls = listeners_for(rt->cur, NULL, 0, err, errlen)))
+		unsigned nold = 0;
+		struct listener *old = NULL;
+		if (map && !(old = inherited_for(rt, map, i, opts->workers, &nold))) {
+			snprintf(err, errlen, "out of memory");
+			free(map);
 			return -1;
-		w->nls = rt->cur->nfrontends;
+		}
+		w->ls = listeners_for(rt->cur, old, nold, &w->nls, err, errlen);
+		free(old);
+		if (!w->ls) {
+			free(map);
+			return -1;
+		}
 		for (unsigned f = 0; f < w->nls; f++)
 			listener_arm(w, &w->ls[f], true);
 	}
+	free(map);
 	struct listener **sets = calloc(rt->nworkers, sizeof(*sets));
 	for (unsigned i = 0; sets && i < rt->nworkers; i++)
 		sets[i] = rt->workers[i].ls;
 	if (sets)
 		steer_new(rt, sets, rt->cur, NULL, NULL);
 	free(sets);
+	rt->tk = NULL;
 	return 0;
+}
+
+/* Stop accepting and give the open connections drain_seconds to finish (SIGTERM, or a successor took our
+ * sockets over). The workers close their listeners on their next wake-up. */
+static void start_drain(struct runtime *rt)
+{
+	atomic_store(&run_state, DRAINING);
+	rt->drain_deadline = now_ms() + rt->drain_seconds * 1000ull;
+	wake_all(rt);
+}
+
+bool engine_running(const struct runtime *rt)
+{
+	(void)rt;
+	return atomic_load(&run_state) == RUNNING;
+}
+
+int engine_listeners(struct runtime *rt, int (*fn)(int fd, const char *frontend, const char *listen,
+						    unsigned worker, void *arg), void *arg, char *err, size_t errlen)
+{
+	if (atomic_load(&run_state) != RUNNING) {
+		snprintf(err, errlen, "the daemon is shutting down");
+		return -1;
+	}
+	/* A change the workers have not taken yet would leave its new sockets out: wait for it, as
+	 * apply_config does. The sets cannot change under us afterwards: changes come from this thread. */
+	for (unsigned i = 0; i < rt->nworkers; i++) {
+		struct worker *w = &rt->workers[i];
+		struct timespec until;
+		clock_gettime(CLOCK_REALTIME, &until);
+		until.tv_sec += 2;
+		pthread_mutex_lock(&w->mu);
+		while (w->pending_ls && !rt->exited[i])
+			if (pthread_cond_timedwait(&w->cv, &w->mu, &until) == ETIMEDOUT)
+				break;
+		bool busy = w->pending_ls != NULL;
+		pthread_mutex_unlock(&w->mu);
+		if (busy) {
+			snprintf(err, errlen, "worker %u has not taken over the last change within 2 s; try again", i);
+			return -1;
+		}
+	}
+	/* The sets, copied under each worker's lock; fn (which may wait for the client) runs without it. They
+	 * stay valid meanwhile: a worker changes its set or closes it only on a request from this thread. */
+	int rc = 0;
+	for (unsigned i = 0; i < rt->nworkers && !rc; i++) {
+		struct worker *w = &rt->workers[i];
+		pthread_mutex_lock(&w->mu);
+		unsigned n = w->nls;
+		struct listener *v = malloc((n ? n : 1) * sizeof(*v));
+		if (v)
+			memcpy(v, w->ls, n * sizeof(*v));
+		pthread_mutex_unlock(&w->mu);
+		if (!v) {
+			snprintf(err, errlen, "out of memory");
+			return -1;
+		}
+		for (unsigned k = 0; k < n && !rc; k++)
+			if (v[k].fd >= 0 && (rc = fn(v[k].fd, v[k].fe->conf.name, v[k].fe->conf.listen.text, i, arg)) < 0)
+				snprintf(err, errlen, "sending the listener of frontend %s (worker %u): %s",
+					 v[k].fe->conf.name, i, strerror(-rc));
+		free(v);
+	}
+	return rc ? -1 : 0;
+}
+
+void engine_handed_over(struct runtime *rt, pid_t pid)
+{
+	rt->successor = pid;
+	log_notice("takeover: tlsoffd pid %d serves on our sockets now: no new connections here; %u open "
+		   "connection(s) get %u s to finish, then this process exits", (int)pid, open_conns(rt),
+		   rt->drain_seconds);
+	/* systemd: the new daemon is the service's main process from now on (it is in the unit's cgroup:
+	 * our child, or started by the operator in it). */
+	notify_mainpid(pid, "handed over to the new tlsoffd: draining the open connections");
+	rt->metrics_retire = true;   /* the new daemon serves the metrics (it bound the address too) */
+	start_drain(rt);
+}
+
+/* SIGUSR2: run our own binary (as it is on disk now: a new version when the package was upgraded) with
+ * the same arguments and --takeover. It takes the sockets over through the control socket; if it fails
+ * (a bad configuration, a binary that does not start) this process simply carries on. */
+static pid_t upgrade_exec(const struct engine_opts *opts)
+{
+	if (!opts->control_path) {
+		log_err("upgrade (SIGUSR2): impossible without a control socket (--control none): the new process "
+			"takes the sockets over through it");
+		return -1;
+	}
+	if (!opts->exe || !opts->argv) {
+		log_err("upgrade (SIGUSR2): the daemon's own binary is unknown");
+		return -1;
+	}
+	size_t n = 0;
+	while (opts->argv[n])
+		n++;
+	char **argv = calloc(n + 2, sizeof(*argv));
+	char *take = NULL;
+	if (!argv || asprintf(&take, "--takeover=%s", opts->control_path) < 0) {
+		free(argv);
+		log_err("upgrade (SIGUSR2): out of memory");
+		return -1;
+	}
+	for (size_t i = 0; i < n; i++)
+		argv[i] = opts->argv[i];
+	argv[n] = take;   /* the last --takeover wins: this one names our control socket */
+	pid_t pid = fork();
+	if (pid == 0) {
+		/* Only async-signal-safe calls between fork and exec: we are a copy of a threaded process. */
+		sigset_t none;
+		sigemptyset(&none);
+		sigprocmask(SIG_SETMASK, &none, NULL);   /* signalfd's blocked signals would survive exec */
+		signal(SIGPIPE, SIG_DFL);
+		execv(opts->exe, argv);
+		_exit(127);
+	}
+	free(argv);
+	free(take);
+	if (pid < 0) {
+		log_err("upgrade (SIGUSR2): fork: %s", strerror(errno));
+		return -1;
+	}
+	log_notice("upgrade (SIGUSR2): started %s --takeover as pid %d; it takes over the listeners, then this "
+		   "process drains", opts->exe, (int)pid);
+	return pid;
 }
 
 static void log_stats(const struct runtime *rt)
@@ -987,8 +1239,9 @@ static int main_loop_open(struct main_loop *ml, struct runtime *rt, const struct
 	}
 	struct epoll_event ev = { .events = EPOLLIN, .data.ptr = &sig_kind };
 	epoll_ctl(ml->epfd, EPOLL_CTL_ADD, ml->sigfd, &ev);
-	if (opts->control_path && !(ml->ctl = control_open(opts->control_path, opts->control_group, ml->epfd, rt,
-							    err, errlen)))
+	if (opts->control_path &&
+	    !(ml->ctl = control_open(opts->control_path, opts->control_group, ml->epfd, rt,
+				     takeover_control_fd(opts->takeover), err, errlen)))
 		return -1;
 	if (!(rt->metrics = metrics_http_new(ml->epfd, metrics_view, rt)) ||
 	    metrics_http_prepare(rt->metrics, &rt->running.metrics, err, errlen) < 0) {
@@ -1043,6 +1296,7 @@ int engine_run(struct config *cfg, const struct engine_opts *opts, const struct 
 	sigaddset(&set, SIGINT);
 	sigaddset(&set, SIGHUP);
 	sigaddset(&set, SIGUSR1);
+	sigaddset(&set, SIGUSR2);
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	signal(SIGPIPE, SIG_IGN);   /* SSL_write uses write(2): a reset client must not kill the daemon */
 
@@ -1055,6 +1309,9 @@ int engine_run(struct config *cfg, const struct engine_opts *opts, const struct 
 		return 1;
 	}
 	probe_sockmap(&rt);
+	rt.drain_seconds = opts->drain_seconds;
+	if (opts->takeover)
+		takeover_release(opts->takeover, false);   /* sockets of frontends we do not have */
 
 	pthread_t *th = calloc(rt.nworkers, sizeof(*th));
 	for (unsigned i = 0; i < rt.nworkers; i++)
@@ -1083,13 +1340,24 @@ int engine_run(struct config *cfg, const struct engine_opts *opts, const struct 
 	log_frontends(rt.cur);
 	log_notice("tlsoffd ready: %u worker(s), pid %d%s%s", rt.nworkers, (int)getpid(),
 		   opts->control_path ? ", control socket " : "", opts->control_path ? opts->control_path : "");
+	if (opts->takeover) {
+		/* Our workers accept on the sockets now: the old daemon may stop. If it cannot say so (it died
+		 * meanwhile) the sockets are ours all the same. */
+		if (takeover_confirm(opts->takeover, err, sizeof(err)) < 0)
+			log_warn("%s", err);
+		else
+			log_notice("takeover: done; tlsoffd pid %d stops accepting and drains its connections",
+				   (int)opts->takeover->old_pid);
+		takeover_release(opts->takeover, true);
+	}
 	{
 		char status[64];
 		snprintf(status, sizeof(status), "serving %u frontend(s)", rt.cur->nfrontends);
 		notify_ready(status);
 	}
 
-	uint64_t drain_deadline = 0, next_rotate = now_ms() + TICKET_ROTATE_SECONDS * 1000ull;
+	pid_t upgrade_child = 0;
+	uint64_t next_rotate = now_ms() + TICKET_ROTATE_SECONDS * 1000ull;
 	unsigned running = rt.nworkers;
 	while (running) {
 		struct epoll_event ev[16];
@@ -1116,9 +1384,8 @@ int engine_run(struct config *cfg, const struct engine_opts *opts, const struct 
 					if (atomic_load(&run_state) == RUNNING) {
 						log_notice("signal %d: draining (no new connections; %u s for open ones to "
 							   "finish)", sig, opts->drain_seconds);
-						atomic_store(&run_state, DRAINING);
-						drain_deadline = now_ms() + opts->drain_seconds * 1000ull;
 						notify_stopping();
+						start_drain(&rt);
 					} else {
 						log_notice("second signal: stopping now");
 						notify_status("stopping now: closing the open connections");
@@ -1127,6 +1394,14 @@ int engine_run(struct config *cfg, const struct engine_opts *opts, const struct 
 					wake_all(&rt);
 				} else if (sig == SIGUSR1) {
 					log_stats(&rt);
+				} else if (sig == SIGUSR2) {
+					if (atomic_load(&run_state) != RUNNING)
+						log_notice("SIGUSR2 while draining: ignored");
+					else if (upgrade_child > 0)
+						log_notice("SIGUSR2: the upgrade started as pid %d is still going on",
+							   (int)upgrade_child);
+					else
+						upgrade_child = upgrade_exec(opts);
 				} else if (sig == SIGHUP) {
 					if (atomic_load(&run_state) == RUNNING) {
 						notify_reloading();
@@ -1138,7 +1413,18 @@ int engine_run(struct config *cfg, const struct engine_opts *opts, const struct 
 				}
 			}
 		}
-		if (drain_deadline && now_ms() >= drain_deadline && atomic_load(&run_state) == DRAINING) {
+		if (upgrade_child > 0) {
+			int status;
+			if (waitpid(upgrade_child, &status, WNOHANG) == upgrade_child) {
+				if (!rt.successor)
+					log_err("upgrade (SIGUSR2): the new tlsoffd pid %d %s %d before taking over; this "
+						"process carries on serving", (int)upgrade_child,
+						WIFEXITED(status) ? "exited with status" : "was killed by signal",
+						WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
+				upgrade_child = 0;
+			}
+		}
+		if (rt.drain_deadline && now_ms() >= rt.drain_deadline && atomic_load(&run_state) == DRAINING) {
 			log_notice("drain deadline reached: closing the remaining connections");
 			notify_status("drain deadline reached: closing the remaining connections");
 			atomic_store(&run_state, STOPPING);
@@ -1153,6 +1439,11 @@ int engine_run(struct config *cfg, const struct engine_opts *opts, const struct 
 		reap_generations(&rt);
 		control_tick(ml.ctl);
 		metrics_http_tick(rt.metrics);
+		if (rt.metrics_retire) {   /* after the batch: none of its events points at it any more */
+			metrics_http_free(rt.metrics);
+			rt.metrics = NULL;
+			rt.metrics_retire = false;
+		}
 		running = 0;
 		for (unsigned i = 0; i < rt.nworkers; i++) {
 			if (rt.exited[i])

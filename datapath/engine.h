@@ -12,6 +12,7 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
 #include <openssl/ssl.h>
 
 #include "tlsoff/config.h"
@@ -162,9 +163,34 @@ struct worker_req {
 	bool failed, done;
 };
 
-/* How new connections are spread over the workers (steer.c). */
+/* How new connections are spread over the workers (steer.c). inherited: the group was taken over from
+ * another tlsoffd (its steering program is replaced, its sockets may still sit in that program's map). */
 enum steer_mode { STEER_BPF, STEER_INCOMING_CPU, STEER_OFF };
-const char *steer_group(const char *frontend, const int *fds, unsigned n, enum steer_mode mode);
+const char *steer_group(const char *frontend, const int *fds, unsigned n, enum steer_mode mode, bool inherited);
+
+/* takeover.c: the new daemon's side of a seamless upgrade (docs/architecture.md "Upgrading"). */
+struct inherited {
+	int fd;                                      /* -1 once closed */
+	int kind;                                    /* enum tlsoff_lsn_kind */
+	unsigned worker;                             /* the old daemon's worker (slot) */
+	char frontend[TLSOFF_NAME_MAX], listen[80];  /* as the old daemon called it (for the log) */
+	bool used;                                   /* taken by a worker (or as the control socket) */
+};
+struct takeover {
+	int fd;                                      /* our connection to the old daemon's control socket */
+	char path[TLSOFF_PATH_MAX];
+	struct inherited *v;
+	size_t n;
+	pid_t old_pid;                               /* the old daemon's (TLSOFF_LSN_PID) */
+};
+/* Connect to the daemon on path, ask for its sockets and receive them. Returns 0 or -1 with err set. */
+int takeover_fetch(const char *path, struct takeover *tk, char *err, size_t errlen);
+/* We serve on them now: tell the old daemon (it stops accepting and drains). Returns 0 or -1 with err. */
+int takeover_confirm(struct takeover *tk, char *err, size_t errlen);
+/* Close what no worker took (frontends the new configuration lacks) and, with all, the connection. */
+void takeover_release(struct takeover *tk, bool all);
+/* The inherited control socket, or -1. Marks it used. */
+int takeover_control_fd(struct takeover *tk);
 
 struct engine_opts {
 	const char *config_path;                     /* re-read on SIGHUP */
@@ -173,6 +199,9 @@ struct engine_opts {
 	unsigned workers;
 	unsigned drain_seconds;
 	enum steer_mode steer;                       /* STEER_BPF by default; off unless one worker per CPU */
+	struct takeover *takeover;                   /* non-NULL: serve on the sockets taken from the old daemon */
+	const char *exe;                             /* our binary (absolute), re-executed by SIGUSR2 */
+	char *const *argv;                           /* ... with these arguments and --takeover */
 };
 
 /* Daemon-wide counters (relaxed atomics; SIGUSR1 logs them, tlsoffctl stats will show them). */
@@ -214,12 +243,20 @@ struct engine_status {
 	const char *steering;                        /* "bpf", "incoming-cpu", "off (why)" */
 };
 void engine_status(const struct runtime *rt, struct engine_status *st);
+/* Takeover, the old daemon's side: fn is called for every listening socket of every worker (after any
+ * pending change was taken over). Returns 0, or -1 with err set. */
+int engine_listeners(struct runtime *rt, int (*fn)(int fd, const char *frontend, const char *listen,
+						    unsigned worker, void *arg), void *arg, char *err, size_t errlen);
+/* The new daemon (pid) serves on our sockets: stop accepting, drain, exit. */
+void engine_handed_over(struct runtime *rt, pid_t pid);
+bool engine_running(const struct runtime *rt);
 
 /* control.c: the control socket, served on the main thread (epoll tags below). */
 enum main_kind { MK_SIGNAL, MK_NETDEV, MK_CTL_LISTEN, MK_CTL_CLIENT, MK_METRICS_LISTEN, MK_METRICS_CLIENT };
 struct control;
-struct control *control_open(const char *path, const char *group, int epfd, struct runtime *rt, char *err,
-			     size_t errlen);
+/* inherited_fd >= 0: that listening socket (taken over, bound to path already) instead of a new one. */
+struct control *control_open(const char *path, const char *group, int epfd, struct runtime *rt, int inherited_fd,
+			     char *err, size_t errlen);
 void control_event(struct control *ctl, void *tag, uint32_t events);
 void control_tick(struct control *ctl);         /* closes idle clients; call now and then */
 void control_close(struct control *ctl);

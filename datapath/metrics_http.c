@@ -73,6 +73,8 @@ static void listener_free(struct metrics_http *mh, struct mlistener *l)
 
 int metrics_http_prepare(struct metrics_http *mh, const struct tlsoff_addr *addr, char *err, size_t errlen)
 {
+	if (!mh)   /* handed over to a new daemon: it serves the metrics */
+		return 0;
 	metrics_http_abort(mh);
 	mh->prepared = true;
 	if (!addr->text[0])
@@ -89,7 +91,10 @@ int metrics_http_prepare(struct metrics_http *mh, const struct tlsoff_addr *addr
 	l->mh = mh;
 	snprintf(l->text, sizeof(l->text), "%s", addr->text);
 	l->fd = socket(addr->ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	/* SO_REUSEPORT: during a seamless upgrade the new daemon binds the address while the old one still
+	 * serves it (the old one closes its listener once it hands over; engine_handed_over). */
 	if (l->fd < 0 || setsockopt(l->fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0 ||
+	    setsockopt(l->fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) < 0 ||
 	    bind(l->fd, (const struct sockaddr *)&addr->ss, addr->len) < 0 || listen(l->fd, 64) < 0) {
 		int e = errno;
 		if (l->fd >= 0)
@@ -105,6 +110,8 @@ int metrics_http_prepare(struct metrics_http *mh, const struct tlsoff_addr *addr
 
 void metrics_http_abort(struct metrics_http *mh)
 {
+	if (!mh)
+		return;
 	if (mh->next && mh->next != mh->cur)
 		listener_free(mh, mh->next);
 	mh->next = NULL;
@@ -113,7 +120,7 @@ void metrics_http_abort(struct metrics_http *mh)
 
 void metrics_http_commit(struct metrics_http *mh)
 {
-	if (!mh->prepared)
+	if (!mh || !mh->prepared)
 		return;
 	if (mh->next != mh->cur) {
 		if (mh->cur)

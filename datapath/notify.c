@@ -84,3 +84,13 @@ void notify_status(const char *fmt, ...)
 	one_line(msg + n);
 	send_msg(msg);
 }
+
+void notify_mainpid(int pid, const char *status)
+{
+	if (!enabled())
+		return;
+	char msg[512];
+	snprintf(msg, sizeof(msg), "MAINPID=%d\nSTATUS=%s", pid, status);
+	one_line(msg + strlen("MAINPID=\n") + (size_t)snprintf(NULL, 0, "%d", pid));
+	send_msg(msg);
+}

@@ -37,7 +37,10 @@ static void usage(FILE *out)
 	      "      --control PATH       control socket for tlsoffctl (default " TLSOFF_CONTROL_PATH "; 'none': off)\n"
 	      "      --control-group GRP  group owning the control socket (mode 0660; default: the daemon's)\n"
 	      "      --steer MODE         bpf|incoming-cpu|off: new connections to the worker on their CPU\n"
-	      "                           (default bpf; needs one worker per CPU)\n",
+	      "                           (default bpf; needs one worker per CPU)\n"
+	      "      --takeover[=PATH]    seamless upgrade: take the listening sockets (and the control socket)\n"
+	      "                           of the tlsoffd on control socket PATH (default: --control's), which\n"
+	      "                           then drains and exits; SIGUSR2 makes a daemon start this itself\n",
 	      out);
 }
 
@@ -109,9 +112,11 @@ int main(int argc, char **argv)
 		{ "version", no_argument, NULL, 'V' },     { "help", no_argument, NULL, 'h' },
 		{ "control", required_argument, NULL, 'C' }, { "control-group", required_argument, NULL, 'G' },
 		{ "steer", required_argument, NULL, 'T' },   { "gen-ticket-key", no_argument, NULL, 'K' },
+		{ "takeover", optional_argument, NULL, 'U' },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *file = NULL;
+	const char *file = NULL, *takeover_path = NULL;
+	bool takeover = false;
 	bool check = false, want_probe = false, json = false, use_syslog = false;
 	int level = LOG_INFO, opt;
 	long n;
@@ -126,6 +131,10 @@ int main(int argc, char **argv)
 		case 'S': use_syslog = true; break;
 		case 'C': eo.control_path = strcmp(optarg, "none") ? optarg : NULL; break;
 		case 'G': eo.control_group = optarg; break;
+		case 'U':
+			takeover = true;
+			takeover_path = optarg;
+			break;
 		case 'T':
 			if (!strcmp(optarg, "bpf"))
 				eo.steer = STEER_BPF;
@@ -193,6 +202,22 @@ int main(int argc, char **argv)
 		fprintf(stderr, "tlsoffd: no configuration: use -f FILE (see --help)\n");
 		return 2;
 	}
+	if (takeover && takeover_path)
+		eo.control_path = takeover_path;   /* the control socket is taken over too: it stays at its path */
+	if (takeover && (check || !eo.control_path)) {
+		fprintf(stderr, "tlsoffd: --takeover %s\n", check ? "and --check do not go together" :
+			"needs the old daemon's control socket: --takeover=PATH or --control PATH, not none");
+		return 2;
+	}
+	/* For SIGUSR2: the binary as it is named now (a package upgrade replaces the file: /proc/self/exe
+	 * would go on naming the old, deleted one), and the arguments to start it with again. */
+	static char exe[PATH_MAX];
+	ssize_t exelen = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	if (exelen > 0) {
+		exe[exelen] = '\0';
+		eo.exe = exe;
+	}
+	eo.argv = argv;
 
 	log_init("tlsoffd", level, use_syslog);
 	libbpf_set_print(libbpf_log);
@@ -251,7 +276,19 @@ int main(int argc, char **argv)
 		eo.workers = cpus > 0 ? (unsigned)cpus : 1;
 	}
 	eo.config_path = file;
+	struct takeover tk;
+	if (takeover) {
+		/* After the configuration loaded (a broken file takes nothing over), before anything binds. */
+		if (takeover_fetch(eo.control_path, &tk, err, sizeof(err)) < 0) {
+			log_err("%s", err);
+			config_free(&cfg);
+			return 1;
+		}
+		eo.takeover = &tk;
+	}
 	int rc = engine_run(&cfg, &eo, &caps);
+	if (takeover)
+		takeover_release(&tk, true);
 	config_free(&cfg);
 	return rc;
 }

@@ -59,6 +59,12 @@ enum tlsoff_cmd {
 	TLSOFF_CMD_CONFIG_GET,           /* dump: one A_CONFIG_LINE per message, in order */
 	TLSOFF_CMD_TICKETS_SET,          /* A_NAME: the session ticket key file ("" = random in-process keys) */
 	TLSOFF_CMD_METRICS_SET,          /* A_NAME: the Prometheus endpoint ADDR:PORT ("" = metrics off) */
+	/* Seamless upgrade (docs/architecture.md "Upgrading"): a new tlsoffd asks the running one for its
+	 * listening sockets. The answer is a dump, one A_LISTENER per socket, each message carrying that
+	 * socket's descriptor as SCM_RIGHTS ancillary data; the old daemon keeps accepting meanwhile. */
+	TLSOFF_CMD_TAKEOVER,             /* dump: A_LISTENER per listening socket (+ its descriptor) */
+	TLSOFF_CMD_TAKEOVER_DONE,        /* acked: the sender serves on those sockets now; the old daemon stops
+					  * accepting, drains its connections (--drain-timeout) and exits 0 */
 	__TLSOFF_CMD_MAX
 };
 
@@ -78,6 +84,7 @@ enum tlsoff_attr {
 	TLSOFF_A_LINK,                   /* nest: TLSOFF_LINK_* */
 	TLSOFF_A_FEATURE,                /* nest: TLSOFF_FEAT_* */
 	TLSOFF_A_CONFIG_LINE,            /* string: one line of `config dump` */
+	TLSOFF_A_LISTENER,               /* nest: TLSOFF_LSN_* (takeover) */
 	__TLSOFF_A_MAX
 };
 #define TLSOFF_A_MAX (__TLSOFF_A_MAX - 1)
@@ -253,5 +260,23 @@ enum tlsoff_feat_attr {
 	__TLSOFF_FEAT_MAX
 };
 #define TLSOFF_FEAT_MAX (__TLSOFF_FEAT_MAX - 1)
+
+/* One listening socket handed over by CMD_TAKEOVER; its descriptor rides in the same message (SCM_RIGHTS). */
+enum tlsoff_lsn_attr {
+	TLSOFF_LSN_UNSPEC,
+	TLSOFF_LSN_KIND,                 /* u32 enum tlsoff_lsn_kind */
+	TLSOFF_LSN_FRONTEND,             /* string: the frontend it serves in the old daemon (frontend kind) */
+	TLSOFF_LSN_LISTEN,               /* string ADDR:PORT as configured (the socket's own address decides) */
+	TLSOFF_LSN_WORKER,               /* u32: the old daemon's worker that accepts on it (its reuseport slot) */
+	TLSOFF_LSN_PID,                  /* u32: the old daemon's pid (SO_PEERCRED names whoever called listen()
+					  * on the control socket: after one takeover, not the daemon answering) */
+	__TLSOFF_LSN_MAX
+};
+#define TLSOFF_LSN_MAX (__TLSOFF_LSN_MAX - 1)
+
+enum tlsoff_lsn_kind {
+	TLSOFF_LSN_KIND_FRONTEND,        /* a TCP listener of a frontend (one per worker: a SO_REUSEPORT group) */
+	TLSOFF_LSN_KIND_CONTROL,         /* the control socket itself: its path never disappears */
+};
 
 #endif

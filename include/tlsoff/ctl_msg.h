@@ -52,6 +52,7 @@ extern const struct nla_policy ctl_status_policy[TLSOFF_STATUS_MAX + 1];
 extern const struct nla_policy ctl_cipher_policy[TLSOFF_CIPHER_MAX + 1];
 extern const struct nla_policy ctl_link_policy[TLSOFF_LINK_MAX + 1];
 extern const struct nla_policy ctl_feat_policy[TLSOFF_FEAT_MAX + 1];
+extern const struct nla_policy ctl_lsn_policy[TLSOFF_LSN_MAX + 1];
 
 /* A configuration command (config.h) as a request: type and attributes. NULL when out of memory. */
 struct nl_msg *ctl_cmd_encode(const struct cmd *c, uint32_t seq);

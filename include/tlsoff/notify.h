@@ -12,5 +12,9 @@ void notify_reloading(void);
 void notify_stopping(void);
 /* STATUS=...: one line for `systemctl status` (newlines in the text become spaces). */
 void notify_status(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* MAINPID=pid and STATUS=status: a seamless upgrade handed the service over to the process pid (the new
+ * tlsoffd, in the unit's cgroup), which then sends READY=1 itself. Sent by the old main process, so the
+ * default NotifyAccess=main accepts it. */
+void notify_mainpid(int pid, const char *status);
 
 #endif

@@ -202,6 +202,38 @@ START_TEST(ack_carries_the_message)
 }
 END_TEST
 
+/* A takeover message: the listener's attributes pass the strict policies, a wrong type does not. */
+START_TEST(takeover_listener_policy)
+{
+	struct nl_msg *m = ctl_msg_new(TLSOFF_CMD_TAKEOVER, NLM_F_MULTI, 3);
+	struct nlattr *n = nla_nest_start(m, TLSOFF_A_LISTENER);
+	ck_assert_int_eq(nla_put_u32(m, TLSOFF_LSN_KIND, TLSOFF_LSN_KIND_FRONTEND), 0);
+	ck_assert_int_eq(nla_put_string(m, TLSOFF_LSN_FRONTEND, "edge"), 0);
+	ck_assert_int_eq(nla_put_string(m, TLSOFF_LSN_LISTEN, "127.0.0.1:8443"), 0);
+	ck_assert_int_eq(nla_put_u32(m, TLSOFF_LSN_WORKER, 1), 0);
+	nla_nest_end(m, n);
+	struct nlattr *tb[TLSOFF_A_MAX + 1], *lt[TLSOFF_LSN_MAX + 1];
+	ck_assert_msg(ctl_parse_msg(nlmsg_hdr(m), tb, err, sizeof(err)) == 0, "%s", err);
+	ck_assert_ptr_nonnull(tb[TLSOFF_A_LISTENER]);
+	ck_assert_msg(ctl_parse_nested(lt, TLSOFF_LSN_MAX, tb[TLSOFF_A_LISTENER], ctl_lsn_policy, "listener", err,
+				       sizeof(err)) == 0, "%s", err);
+	ck_assert_str_eq(nla_get_string(lt[TLSOFF_LSN_FRONTEND]), "edge");
+	ck_assert_uint_eq(nla_get_u32(lt[TLSOFF_LSN_WORKER]), 1);
+	ck_assert_str_eq(ctl_cmd_name(TLSOFF_CMD_TAKEOVER), "takeover");
+	ck_assert_str_eq(ctl_cmd_name(TLSOFF_CMD_TAKEOVER_DONE), "takeover done");
+	nlmsg_free(m);
+
+	m = ctl_msg_new(TLSOFF_CMD_TAKEOVER, NLM_F_MULTI, 4);
+	n = nla_nest_start(m, TLSOFF_A_LISTENER);
+	nla_put_string(m, TLSOFF_LSN_WORKER, "seven");   /* 6 bytes where a u32 belongs */
+	nla_nest_end(m, n);
+	ck_assert_int_eq(ctl_parse_msg(nlmsg_hdr(m), tb, err, sizeof(err)), 0);
+	ck_assert_int_eq(ctl_parse_nested(lt, TLSOFF_LSN_MAX, tb[TLSOFF_A_LISTENER], ctl_lsn_policy, "listener", err,
+					  sizeof(err)), -EINVAL);
+	nlmsg_free(m);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("ctl_msg");
@@ -212,6 +244,7 @@ int main(void)
 	tcase_add_test(tc, version_and_framing);
 	tcase_add_test(tc, decode_validates_like_the_file);
 	tcase_add_test(tc, ack_carries_the_message);
+	tcase_add_test(tc, takeover_listener_policy);
 	suite_add_tcase(s, tc);
 	return run_suite(s);
 }

@@ -16,10 +16,6 @@
 
 #include "engine.h"
 
-/* The same AEAD-only lists as the client leg: every suite offered is one the kernel may take. */
-#define BE_TLS12_CIPHERS "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:ECDHE-ECDSA-AES256-GCM-SHA384:" \
-			 "ECDHE-RSA-AES256-GCM-SHA384:ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305"
-
 struct backend_tls {
 	SSL_CTX *ctx;
 	bool verify;
@@ -43,7 +39,9 @@ struct backend_tls *backend_tls_new(const struct backend_conf *b, char *err, siz
 	SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS | SSL_MODE_ENABLE_PARTIAL_WRITE |
 			      SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
 	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
-	if (SSL_CTX_set_cipher_list(ctx, BE_TLS12_CIPHERS) != 1 || ktls_ctx_setup(ctx) != 0) {
+	/* The client leg's AEAD-only lists (tls_ctx.h): every suite offered is one the kernel may take. */
+	if (SSL_CTX_set_cipher_list(ctx, TLS12_CIPHERS) != 1 || SSL_CTX_set_ciphersuites(ctx, TLS13_SUITES) != 1 ||
+	    SSL_CTX_set1_groups_list(ctx, GROUPS) != 1 || ktls_ctx_setup(ctx) != 0) {
 		snprintf(err, errlen, "TLS client setup: %s", tls_error_string(ebuf, sizeof(ebuf)));
 		goto fail;
 	}

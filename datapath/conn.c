@@ -173,13 +173,13 @@ void conn_free(struct conn *c)
 				 c->bktls == (KTLS_TX | KTLS_RX) ? "ktls=tx+rx" : "userspace");
 		log_msg(c->error ? LOG_NOTICE : LOG_INFO,
 			"close frontend=%s client=%s server=%s tls=%s cipher=%s alpn=%s sni=%s datapath=%s%s%s%s "
-			"ktls=%s kmode=tx:%s,rx:%s backend_tls=%s rekeys=%u in=%llu out=%llu ms=%llu reason=\"%s\"",
+			"ktls=%s kmode=tx:%s,rx:%s rekeys=%u in=%llu out=%llu ms=%llu backend_tls=%s reason=\"%s\"",
 			fe->conf.name, c->client, c->server_text ? c->server_text : "-",
 			c->version ? c->version : "-", c->cipher ? c->cipher : "-", c->alpn[0] ? c->alpn : "-",
 			c->sni[0] ? c->sni : "-", c->state == CS_ROUTE ? "-" : datapath_name(c->datapath), c->datapath_why ? " (" : "",
 			c->datapath_why ? c->datapath_why : "", c->datapath_why ? ")" : "", ktls,
-			c->txconf ? ktls_conf_name(c->txconf) : "-", c->rxconf ? ktls_conf_name(c->rxconf) : "-", btls, c->rekeys, (unsigned long long)c->up.bytes,
-			(unsigned long long)c->down.bytes, (unsigned long long)(w->now_ms - c->start_ms),
+			c->txconf ? ktls_conf_name(c->txconf) : "-", c->rxconf ? ktls_conf_name(c->rxconf) : "-", c->rekeys, (unsigned long long)c->up.bytes,
+			(unsigned long long)c->down.bytes, (unsigned long long)(w->now_ms - c->start_ms), btls,
 			c->close_reason ? c->close_reason : "done");
 	}
 	for (int s = 0; s < 2; s++)

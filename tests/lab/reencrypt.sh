@@ -54,7 +54,7 @@ expect_log "close frontend=e13 .*tls=TLSv1.2 " 5
 closed=$(grep -c ' close ' "$T/tlsoffd.log")
 [ "$closed" -eq $conns ] || { cat "$T/tlsoffd.log"; fail "expected $conns connections logged, got $closed"; }
 if [ $ktls = yes ]; then
-  n=$(grep -c ' close .*datapath=splice ktls=tx+rx kmode=tx:sw,rx:sw backend_tls=TLSv1\.[23]/[A-Z0-9_-]*/ktls=tx+rx .*reason="done"' "$T/tlsoffd.log" || true)
+  n=$(grep -c ' close .*datapath=splice ktls=tx+rx kmode=tx:sw,rx:sw .*backend_tls=TLSv1\.[23]/[A-Z0-9_-]*/ktls=tx+rx .*reason="done"' "$T/tlsoffd.log" || true)
   [ "$n" -eq $conns ] || { grep ' close ' "$T/tlsoffd.log"; fail "$n of $conns connections had kTLS TX+RX on both legs"; }
   grep -q ' close frontend=e13 .*tls=TLSv1.3 .*backend_tls=TLSv1.3/' "$T/tlsoffd.log" || fail "no TLS 1.3 leg pair"
   grep -q ' close frontend=e12 .*tls=TLSv1.2 .*backend_tls=TLSv1.2/' "$T/tlsoffd.log" || fail "no TLS 1.2 leg pair"

@@ -16,10 +16,10 @@ make_cert edge localhost
 make_cert be localhost          # the backend's certificate, its own CA
 make_cert other localhost       # a CA that did not sign it
 cat >"$T/tlsoff.conf" <<CONF
-backend add tls13 server 127.0.0.1:$B13 tls ca $T/be.crt sni localhost
+backend add tls13 server "127.0.0.1:$B13" tls ca $T/be.crt sni localhost
 backend add tls12 server 127.0.0.1:$B12 tls ca $T/be.crt sni localhost
-backend add wrongca server 127.0.0.1:$B13 tls ca $T/other.crt sni localhost
-backend add wrongname server 127.0.0.1:$B13 tls ca $T/be.crt sni wrong.test
+backend add wrongca server "127.0.0.1:$B13" tls ca $T/other.crt sni localhost
+backend add wrongname server "127.0.0.1:$B13" tls ca $T/be.crt sni wrong.test
 backend add noverify server 127.0.0.1:$B13 tls verify off
 backend add silent server 127.0.0.1:$SP connect-timeout 500 tls ca $T/be.crt sni localhost
 frontend add e13 listen 127.0.0.1:$F13 cert $T/edge.crt key $T/edge.key backend tls13
@@ -61,7 +61,7 @@ n=$(grep -c ' close .*datapath=userspace (kernel has no TLS ULP) ktls=none .*bac
 log "conn show: the backend leg's version, cipher and mode, and why it is not offloaded"
 mkfifo "$T/hold"
 exec 3<>"$T/hold"
-"$B/tests/bin/tls_client" --tls 1.3 "127.0.0.1:$F13" hold 1 <"$T/hold" >"$T/hold.out" 3>&- & HOLD=$!; PIDS+=($HOLD)
+"$B/tests/bin/tls_client" --tls 1.3 "127.0.0.1:$F13" hold 1 <"$T/hold" >"$T/hold.out" 3>&- & HOLD=$!; PIDS+=("$HOLD")
 for _ in $(seq 100); do grep -q "held 1" "$T/hold.out" && ctl conn show | grep -q "backend-tls=" && break; sleep 0.1; done
 ctl conn show >"$T/conns.txt"; ctl -j conn show >"$T/conns.json"
 exec 3>&-
@@ -94,10 +94,10 @@ curl -sS --max-time 10 $(res "$FSIL") "https://localhost:$FSIL/" >/dev/null 2>&1
 expect_log "frontend=sil client=.*: backend silent server 127.0.0.1:$SP: TLS handshake timeout after 500 ms" 5
 
 log "control socket: backend add/show with tls options, a bad CA file refused, config dump reloads identically"
-ctl backend add rt server 127.0.0.1:$B13 tls ca "$T/be.crt" sni localhost connect-timeout 800
+ctl backend add rt server "127.0.0.1:$B13" tls ca "$T/be.crt" sni localhost connect-timeout 800
 ctl backend show rt | grep -q "^backend rt .* tls ca $T/be.crt verify on sni localhost" || { ctl backend show rt; fail "backend show: no tls"; }
 ctl -j backend show rt | grep -q '"tls":true,"ca":"'"$T"'/be.crt","verify":true,"sni":"localhost"' || fail "backend show -j: no tls"
-out=$(ctl backend add badca server 127.0.0.1:$B13 tls ca "$T/nonexistent.pem" 2>&1) && fail "a missing ca file was accepted"
+out=$(ctl backend add badca server "127.0.0.1:$B13" tls ca "$T/nonexistent.pem" 2>&1) && fail "a missing ca file was accepted"
 echo "$out" | grep -q "backend badca: ca $T/nonexistent.pem: " || fail "bad ca: unclear error: $out"
 ctl config dump >"$T/dump1.conf"
 grep -q "^backend add noverify server 127.0.0.1:$B13 balance roundrobin connect-timeout 5000 tls verify off$" "$T/dump1.conf" ||

@@ -60,13 +60,14 @@ if [ $ktls = yes ]; then
   grep -q ' close frontend=e12 .*tls=TLSv1.2 .*backend_tls=TLSv1.2/' "$T/tlsoffd.log" || fail "no TLS 1.2 leg pair"
   dtx=$(( $(tls_stat TlsTxSw) - tx0 )); drx=$(( $(tls_stat TlsRxSw) - rx0 ))
   log "tls_stat: TlsTxSw +$dtx, TlsRxSw +$drx for $conns connections"
-  [ "$dtx" -eq $((2 * conns)) ] && [ "$drx" -eq $((2 * conns)) ] ||
+  if [ "$dtx" -ne $((2 * conns)) ] || [ "$drx" -ne $((2 * conns)) ]; then
     fail "tls_stat: TlsTxSw +$dtx, TlsRxSw +$drx; want +$((2 * conns)) each (client leg + backend leg)"
+  fi
 
   log "a held connection: the TLS ULP on both of its sockets, conn show reports the backend leg"
   mkfifo "$T/hold"
   exec 3<>"$T/hold"
-  "$B/tests/bin/tls_client" --tls 1.3 "127.0.0.1:$F13" hold 1 <"$T/hold" >"$T/hold.out" 3>&- & HOLD=$!; PIDS+=($HOLD)
+  "$B/tests/bin/tls_client" --tls 1.3 "127.0.0.1:$F13" hold 1 <"$T/hold" >"$T/hold.out" 3>&- & HOLD=$!; PIDS+=("$HOLD")
   for _ in $(seq 200); do grep -q "held 1" "$T/hold.out" && ctl conn show | grep -q "backend-tls=.*/ktls" && break; sleep 0.1; done
   ctl conn show | tee "$T/conns.txt"
   ss -tieHn state established "( sport = :$F13 or dport = :$B13 )" >"$T/ss.out" || true

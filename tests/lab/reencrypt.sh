@@ -9,13 +9,13 @@
 # sockets and plaintext spliced from one kTLS socket through a pipe into the other: the close lines say so,
 # /proc/net/tls_stat's TlsTxSw and TlsRxSw each rise by exactly 2 per connection (client leg + backend
 # leg), and a held connection shows the TLS ULP on both of its sockets (ss) and `backend-tls=…/ktls` in
-# conn show. On 5.10 (no kTLS) the same transfers pass on the userspace fallback, with the reason logged.
+# conn show. `datapath userspace` keeps OpenSSL on both legs, on any kernel. On 5.10 (no kTLS) the same transfers pass on the userspace fallback, with the reason logged.
 source "${TLSOFF_ROOT:-$(dirname "$0")/../..}/tests/lib.sh"
 need curl openssl ss
 
 ktls=yes
 "$B/tlsoffd" --probe -j | grep -q '"ulp":true' || ktls=no
-B13=$(free_port) B12=$(free_port) F13=$(free_port) F12=$(free_port)
+B13=$(free_port) B12=$(free_port) F13=$(free_port) F12=$(free_port) FU=$(free_port)
 make_cert edge localhost
 make_cert be localhost
 cat >"$T/tlsoff.conf" <<CONF
@@ -23,6 +23,7 @@ backend add tls13 server 127.0.0.1:$B13 tls ca $T/be.crt sni localhost
 backend add tls12 server 127.0.0.1:$B12 tls ca $T/be.crt sni localhost
 frontend add e13 listen 127.0.0.1:$F13 cert $T/edge.crt key $T/edge.key backend tls13
 frontend add e12 listen 127.0.0.1:$F12 cert $T/edge.crt key $T/edge.key backend tls12
+frontend add eu listen 127.0.0.1:$FU cert $T/edge.crt key $T/edge.key backend tls13 datapath userspace
 CONF
 start_tls_backend "$B13" be 1.3
 start_tls_backend "$B12" be 1.2
@@ -62,6 +63,14 @@ if [ $ktls = yes ]; then
   log "tls_stat: TlsTxSw +$dtx, TlsRxSw +$drx for $conns connections"
   if [ "$dtx" -ne $((2 * conns)) ] || [ "$drx" -ne $((2 * conns)) ]; then
     fail "tls_stat: TlsTxSw +$dtx, TlsRxSw +$drx; want +$((2 * conns)) each (client leg + backend leg)"
+  fi
+
+  log "datapath userspace: OpenSSL on both legs, no kTLS session"
+  # shellcheck disable=SC2046
+  check_download "https://localhost:$FU" 1000000 7 $(res "$FU")
+  expect_log ' close frontend=eu .*datapath=userspace \(configured\) ktls=none .*backend_tls=TLSv1.3/[A-Z0-9_]*/userspace reason="done"' 5
+  if [ "$(tls_stat TlsTxSw)" -ne $((tx0 + 2 * conns)) ] || [ "$(tls_stat TlsRxSw)" -ne $((rx0 + 2 * conns)) ]; then
+    fail "tls_stat moved for a userspace connection"
   fi
 
   log "a held connection: the TLS ULP on both of its sockets, conn show reports the backend leg"

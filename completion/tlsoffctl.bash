@@ -95,10 +95,12 @@ _tlsoffctl_pairs()
 _tlsoffctl_value()
 {
     case $1 in
-        cert | key | ocsp | old | client-ca)
+        cert | key | ocsp | old | client-ca | ca)
             _tlsoffctl_files ;;
         client-verify)
             _tlsoffctl_reply "required optional" ;;
+        verify)
+            _tlsoffctl_reply "on off" ;;
         backend | default)
             _tlsoffctl_reply "$(_tlsoffctl_names backend)" ;;
         frontend)
@@ -227,7 +229,20 @@ _tlsoffctl()
         frontend/del | frontend/show)
             (( n == 0 )) && _tlsoffctl_reply "$(_tlsoffctl_names frontend)" ;;
         backend/add)
-            _tlsoffctl_pairs $((argi + 1)) "balance proxy-protocol connect-timeout" "server" ;;
+            # "tls" is a single word: options pair up again after it, the TLS ones offered too.
+            local k at=0
+            for ((k = argi + 1; k < cword; k++)); do
+                [[ ${words[k]} == tls ]] && at=$k
+            done
+            if (( at )); then
+                _tlsoffctl_pairs $((at + 1)) "balance proxy-protocol connect-timeout ca verify sni cert key" "server"
+            else
+                _tlsoffctl_pairs $((argi + 1)) "balance proxy-protocol connect-timeout" "server"
+                if (( (cword - argi - 1) % 2 == 0 && cword - argi > 2 )); then   # a keyword slot
+                    # shellcheck disable=SC2207
+                    COMPREPLY+=($(compgen -W "tls" -- "$cur"))
+                fi
+            fi ;;
         backend/del | backend/show)
             (( n == 0 )) && _tlsoffctl_reply "$(_tlsoffctl_names backend)" ;;
         server/add | server/del | server/drain | server/enable)

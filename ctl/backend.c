@@ -31,6 +31,14 @@ static int print_backend(const struct nlmsghdr *h, struct nlattr **tb, void *arg
 		json_kv_string(j, "balance", tlsoff_balance_name(b.balance));
 		json_kv_string(j, "proxy_protocol", b.proxy_protocol ? "v2" : "off");
 		json_kv_u64(j, "connect_timeout_ms", b.connect_timeout_ms);
+		json_kv_bool(j, "tls", b.tls);
+		if (b.tls) {
+			json_kv_string(j, "ca", b.tls_ca);
+			json_kv_bool(j, "verify", b.tls_verify);
+			json_kv_string(j, "sni", b.tls_sni);
+			json_kv_string(j, "cert", b.tls_cert);
+			json_kv_string(j, "key", b.tls_key);
+		}
 		json_key(j, "servers");
 		json_begin_array(j);
 		for (unsigned i = 0; i < b.nservers; i++) {
@@ -44,8 +52,13 @@ static int print_backend(const struct nlmsghdr *h, struct nlattr **tb, void *arg
 		json_end_object(j);
 		return 0;
 	}
-	printf("backend %s balance %s proxy-protocol %s connect-timeout %u\n", b.name, tlsoff_balance_name(b.balance),
+	printf("backend %s balance %s proxy-protocol %s connect-timeout %u", b.name, tlsoff_balance_name(b.balance),
 	       b.proxy_protocol ? "v2" : "off", b.connect_timeout_ms);
+	if (b.tls)
+		printf(" tls ca %s verify %s sni %s%s%s%s%s", b.tls_ca[0] ? b.tls_ca : "(system)", b.tls_verify ? "on" : "off",
+		       b.tls_sni[0] ? b.tls_sni : "(server name)", b.tls_cert[0] ? " cert " : "", b.tls_cert,
+		       b.tls_key[0] ? " key " : "", b.tls_key);
+	printf("\n");
 	for (unsigned i = 0; i < b.nservers; i++)
 		printf("  server %s conns %u%s\n", b.servers[i].text, active[i], b.drained & (1ull << i) ? " drained" : "");
 	return 0;

@@ -10,9 +10,11 @@
 static const int conn_strings[] = { TLSOFF_CONN_FRONTEND, TLSOFF_CONN_BACKEND, TLSOFF_CONN_CLIENT,
 				    TLSOFF_CONN_SERVER, TLSOFF_CONN_STATE, TLSOFF_CONN_VERSION, TLSOFF_CONN_CIPHER,
 				    TLSOFF_CONN_ALPN, TLSOFF_CONN_SNI, TLSOFF_CONN_DATAPATH, TLSOFF_CONN_WHY,
-				    TLSOFF_CONN_KTLS_TX, TLSOFF_CONN_KTLS_RX, TLSOFF_CONN_NIC_OFFLOAD };
+				    TLSOFF_CONN_KTLS_TX, TLSOFF_CONN_KTLS_RX, TLSOFF_CONN_NIC_OFFLOAD,
+				    TLSOFF_CONN_BACKEND_TLS, TLSOFF_CONN_BACKEND_VERSION, TLSOFF_CONN_BACKEND_CIPHER };
 static const char *const conn_keys[] = { "frontend", "backend", "client", "server", "state", "version", "cipher",
-					 "alpn", "sni", "datapath", "why", "ktls_tx", "ktls_rx", "nic_offload" };
+					 "alpn", "sni", "datapath", "why", "ktls_tx", "ktls_rx", "nic_offload",
+					 "backend_tls", "backend_version", "backend_cipher" };
 
 static const char *or_dash(const char *s)
 {
@@ -65,6 +67,9 @@ static int print_conn(const struct nlmsghdr *h, struct nlattr **tb, void *arg, c
 		printf(" alpn=%s", alpn);
 	if (attr_u32(ct, TLSOFF_CONN_REKEYS))
 		printf(" rekeys=%u", attr_u32(ct, TLSOFF_CONN_REKEYS));
+	if (*attr_str(ct, TLSOFF_CONN_BACKEND_TLS))   /* the re-encrypted leg: version, cipher, ktls|userspace */
+		printf(" backend-tls=%s/%s/%s", attr_str(ct, TLSOFF_CONN_BACKEND_VERSION),
+		       attr_str(ct, TLSOFF_CONN_BACKEND_CIPHER), attr_str(ct, TLSOFF_CONN_BACKEND_TLS));
 	if (*why)
 		printf(" why=\"%s\"", why);
 	const char *nic = attr_str(ct, TLSOFF_CONN_NIC_OFFLOAD);

@@ -186,7 +186,8 @@ enum opt_kind {
 	O_ALPN,
 	O_FLAG,       /* a word alone: sets the int field to vals[0].value */
 	O_ROUTE,      /* PATTERN=BACKEND, repeatable */
-	O_PATH,       /* a file name (TLSOFF_PATH_MAX) */
+	O_PATH,       /* a file name into a char[TLSOFF_PATH_MAX] */
+	O_HOST,       /* a DNS host name into a char[TLSOFF_SNI_MAX] */
 };
 
 struct enum_val { const char *word; int value; };
@@ -215,6 +216,8 @@ static const struct enum_val verify_names[] = {   /* for output: "none" is not a
 static const struct enum_val nic_offload_vals[] = {
 	{ "off", NIC_OFFLOAD_OFF }, { "prefer", NIC_OFFLOAD_PREFER }, { NULL, 0 } };
 
+static const struct enum_val tls_on[] = { { "tls", 1 }, { NULL, 0 } };
+static const struct enum_val onoff_vals[] = { { "on", 1 }, { "off", 0 }, { NULL, 0 } };
 static const struct enum_val mode_plain[] = { { "plain", MODE_PLAIN }, { NULL, 0 } };
 static const struct enum_val mode_passthrough[] = { { "passthrough", MODE_PASSTHROUGH }, { NULL, 0 } };
 static const struct enum_val mode_vals[] = {
@@ -228,6 +231,12 @@ static const struct cmd_opt backend_opts[] = {
 	{ "balance", O_ENUM, BE(balance), balance_vals, false },
 	{ "proxy-protocol", O_ENUM, BE(proxy_protocol), proxy_vals, false },
 	{ "connect-timeout", O_MS, BE(connect_timeout_ms), NULL, false },
+	{ "tls", O_FLAG, BE(tls), tls_on, false },
+	{ "ca", O_PATH, BE(tls_ca), NULL, false },
+	{ "verify", O_ENUM, BE(tls_verify), onoff_vals, false },
+	{ "sni", O_HOST, BE(tls_sni), NULL, false },
+	{ "cert", O_PATH, BE(tls_cert), NULL, false },
+	{ "key", O_PATH, BE(tls_key), NULL, false },
 	{ NULL, 0, 0, NULL, false },
 };
 
@@ -390,6 +399,14 @@ static int apply_opt(const struct cmd_opt *o, const char *val, void *base, const
 			return errf(err, errlen, "%s: %s: bad path '%.40s'", what, o->kw, val);
 		snprintf(field, TLSOFF_PATH_MAX, "%s", val);
 		return 0;
+	case O_HOST:
+		for (const char *p = val; *p; p++)
+			if (!isalnum((unsigned char)*p) && *p != '-' && *p != '.' && *p != '_')
+				return errf(err, errlen, "%s: %s: bad host name '%.40s'", what, o->kw, val);
+		if (!*val || strlen(val) >= TLSOFF_SNI_MAX)
+			return errf(err, errlen, "%s: %s: bad host name '%.40s'", what, o->kw, val);
+		snprintf(field, TLSOFF_SNI_MAX, "%s", val);
+		return 0;
 	case O_ALPN: {
 		struct frontend_conf *f = base;
 		if (tlsoff_alpn_parse(val, f->alpn, &f->alpn_len, list, sizeof(list)))
@@ -404,6 +421,7 @@ static void defaults(struct cmd *c)
 {
 	if (c->object == CMD_BACKEND) {
 		c->u.backend.connect_timeout_ms = TLSOFF_DEFAULT_CONNECT_TIMEOUT_MS;
+		c->u.backend.tls_verify = 1;
 	} else {
 		c->u.frontend.tls_min = TLS1_2_VERSION;
 		c->u.frontend.handshake_timeout_ms = TLSOFF_DEFAULT_HANDSHAKE_TIMEOUT_MS;
@@ -518,12 +536,33 @@ static int parse_metrics(int argc, char **argv, struct cmd *out, char *err, size
 	return 0;
 }
 
+static bool opt_seen(const struct cmd_opt *opts, unsigned seen, const char *kw)
+{
+	for (const struct cmd_opt *o = opts; o->kw; o++)
+		if (!strcmp(o->kw, kw))
+			return seen & (1u << (o - opts));
+	return false;
+}
+
 static bool option_seen(unsigned seen, const char *kw)
 {
-	for (const struct cmd_opt *o = frontend_opts; o->kw; o++)
-		if (!strcmp(o->kw, kw))
-			return seen & (1u << (o - frontend_opts));
-	return false;
+	return opt_seen(frontend_opts, seen, kw);
+}
+
+/* The TLS options of a backend need `tls`, and a client certificate needs both halves. */
+static int backend_check(const struct backend_conf *b, unsigned seen, const char *what, char *err, size_t errlen)
+{
+	static const char *const tls_only[] = { "ca", "verify", "sni", "cert", "key" };
+	if (!b->tls)
+		for (size_t i = 0; i < sizeof(tls_only) / sizeof(tls_only[0]); i++)
+			if (opt_seen(backend_opts, seen, tls_only[i]))
+				return errf(err, errlen, "%s: '%s' needs 'tls' (re-encryption to the servers)", what,
+					    tls_only[i]);
+	if (!b->tls_cert[0] != !b->tls_key[0])
+		return errf(err, errlen, "%s: a client certificate needs both 'cert CHAIN.pem' and 'key KEY.pem'", what);
+	if (b->tls_ca[0] && !b->tls_verify)
+		return errf(err, errlen, "%s: 'ca' with 'verify off' would not be used: give one", what);
+	return 0;
 }
 
 /* What each mode needs and refuses: a plain or passthrough frontend has no certificate and no TLS options
@@ -647,7 +686,7 @@ int cmd_parse(int argc, char **argv, struct cmd *out, char *err, size_t errlen)
 			return errf(err, errlen, "%s: missing '%s'", what, o->kw);
 	if (out->object == CMD_FRONTEND)
 		return frontend_check(&out->u.frontend, seen, what, err, errlen);
-	return 0;
+	return backend_check(&out->u.backend, seen, what, err, errlen);
 }
 
 /* ---- the configuration ---------------------------------------------------------------------------- */
@@ -951,6 +990,19 @@ void config_format(const struct config *cfg, void (*line)(const char *text, void
 			W("proxy-protocol"); W("v2");
 		}
 		W("connect-timeout"); U(b->connect_timeout_ms);
+		if (b->tls) {
+			W("tls");
+			if (b->tls_ca[0]) {
+				W("ca"); W(b->tls_ca);
+			}
+			W("verify"); W(b->tls_verify ? "on" : "off");
+			if (b->tls_sni[0]) {
+				W("sni"); W(b->tls_sni);
+			}
+			if (b->tls_cert[0]) {
+				W("cert"); W(b->tls_cert); W("key"); W(b->tls_key);
+			}
+		}
 		line(buf, arg);
 		for (unsigned s = 0; s < b->nservers; s++)
 			if (b->drained & (1ull << s)) {
@@ -1039,6 +1091,10 @@ static int resolve_paths(const char *cfgpath, struct cmd *c, char *err, size_t e
 		       resolve_path(cfgpath, c->u.cert.cert.key, err, errlen) ||
 		       resolve_path(cfgpath, c->u.cert.cert.ocsp, err, errlen) ||
 		       resolve_path(cfgpath, c->u.cert.old, err, errlen) ? -1 : 0;
+	if (c->object == CMD_BACKEND && c->verb == CMD_ADD)
+		return resolve_path(cfgpath, c->u.backend.tls_ca, err, errlen) ||
+		       resolve_path(cfgpath, c->u.backend.tls_cert, err, errlen) ||
+		       resolve_path(cfgpath, c->u.backend.tls_key, err, errlen) ? -1 : 0;
 	if (c->object != CMD_FRONTEND || c->verb != CMD_ADD)
 		return 0;
 	for (unsigned i = 0; i < c->u.frontend.ncerts; i++)

@@ -135,7 +135,8 @@ void conn_describe(const struct conn *c, struct conn_info *out)
 {
 	static const char *const states[] = { [CS_HANDSHAKE] = "handshake", [CS_CONNECT] = "connect",
 					      [CS_RELAY] = "relay", [CS_LINGER] = "linger", [CS_DONE] = "done",
-					      [CS_ROUTE] = "hello", [CS_JOIN] = "connect", [CS_SOCKMAP] = "relay" };
+					      [CS_ROUTE] = "hello", [CS_JOIN] = "connect", [CS_SOCKMAP] = "relay",
+					      [CS_BACKEND_TLS] = "tls-connect" };
 	socklen_t len = sizeof(out->cookie);
 	memset(out, 0, sizeof(*out));
 	out->id = c->id;
@@ -161,6 +162,12 @@ void conn_describe(const struct conn *c, struct conn_info *out)
 	nic_pref_text(c->nic.verdict, c->nic.reason, c->nic.dev, out->nic, sizeof(out->nic));
 	out->rekeys = c->rekeys;
 	out->worker = (unsigned)c->w->id;
+	if (c->be && c->be->tls) {
+		out->be_tls = c->state == CS_RELAY || c->state == CS_LINGER ?
+			      (c->datapath == DATAPATH_SPLICE ? "ktls" : "userspace") : "";
+		out->be_version = c->be_version ? c->be_version : "";
+		out->be_cipher = c->be_cipher ? c->be_cipher : "";
+	}
 }
 
 void conn_free(struct conn *c)
@@ -184,15 +191,19 @@ void conn_free(struct conn *c)
 		}
 		snprintf(ktls, sizeof(ktls), "%s%s%s", c->ktls & KTLS_TX ? "tx" : "", c->ktls == (KTLS_TX | KTLS_RX) ? "+" : "",
 			 c->ktls & KTLS_RX ? "rx" : c->ktls ? "" : "none");
+		char btls[96] = "-";          /* the re-encrypted leg: version/cipher/ktls=tx+rx|userspace */
+		if (c->be_version)
+			snprintf(btls, sizeof(btls), "%s/%s/%s", c->be_version, c->be_cipher,
+				 c->bktls == (KTLS_TX | KTLS_RX) ? "ktls=tx+rx" : "userspace");
 		log_msg(c->error ? LOG_NOTICE : LOG_INFO,
 			"close frontend=%s client=%s server=%s tls=%s cipher=%s alpn=%s sni=%s datapath=%s%s%s%s "
-			"ktls=%s kmode=tx:%s,rx:%s rekeys=%u in=%llu out=%llu ms=%llu reason=\"%s\"%s",
+			"ktls=%s kmode=tx:%s,rx:%s rekeys=%u in=%llu out=%llu ms=%llu backend_tls=%s reason=\"%s\"%s",
 			fe->conf.name, c->client, c->server_text ? c->server_text : "-",
 			c->version ? c->version : "-", c->cipher ? c->cipher : "-", c->alpn[0] ? c->alpn : "-",
 			c->sni[0] ? c->sni : "-", c->state == CS_ROUTE ? "-" : datapath_name(c->datapath), c->datapath_why ? " (" : "",
 			c->datapath_why ? c->datapath_why : "", c->datapath_why ? ")" : "", ktls,
 			c->txconf ? ktls_conf_name(c->txconf) : "-", c->rxconf ? ktls_conf_name(c->rxconf) : "-", c->rekeys, (unsigned long long)c->up.bytes,
-			(unsigned long long)c->down.bytes, (unsigned long long)(w->now_ms - c->start_ms),
+			(unsigned long long)c->down.bytes, (unsigned long long)(w->now_ms - c->start_ms), btls,
 			c->close_reason ? c->close_reason : "done", nic);
 	}
 	for (int s = 0; s < 2; s++)
@@ -209,10 +220,14 @@ void conn_free(struct conn *c)
 		atomic_fetch_sub(&c->be->active[c->server], 1);
 	SSL_free(c->ssl);
 	c->ssl = NULL;
+	SSL_free(c->bssl);
+	c->bssl = NULL;
 	free(c->pre);
 	free(c->datapath_why);
 	ktls_session_free(c->ks);
 	c->ks = NULL;
+	ktls_session_free(c->bks);
+	c->bks = NULL;
 	if (c->prev)
 		c->prev->next = c->next;
 	else
@@ -321,6 +336,11 @@ static void connected(struct conn *c)
 		c->state = CS_JOIN;
 		return;
 	}
+	if (c->be->tls) {                      /* re-encryption: our handshake with the server first */
+		c->state = CS_BACKEND_TLS;
+		c->deadline_ms = c->w->now_ms + c->be->conf.connect_timeout_ms;
+		return;
+	}
 	int rc = relay_setup(c);
 	if (rc < 0) {
 		set_reason(c, "out of memory or pipes");
@@ -334,33 +354,76 @@ static void connected(struct conn *c)
 
 static int drain_buffered(struct conn *c);
 
-static void choose_datapath(struct conn *c)
+/* Why one leg (ssl: the client's, or a re-encrypted backend's) can't go to the kernel, as a heap string
+ * (leg prefixes it: "" for the client, "backend leg: "); NULL when it can. */
+static char *leg_why(struct conn *c, SSL *ssl, const char *leg)
 {
 	const struct ktls_caps *caps = c->w->caps;
-	const SSL_CIPHER *cipher = SSL_get_current_cipher(c->ssl);
+	const SSL_CIPHER *cipher = SSL_get_current_cipher(ssl);
 	const struct ktls_cipher *row = ktls_cipher_by_ssl(cipher);
-	int v = SSL_version(c->ssl) == TLS1_3_VERSION;
+	int v = SSL_version(ssl) == TLS1_3_VERSION;
+	char *why = NULL;
+
+	if (c->fe->conf.datapath == DATAPATH_USERSPACE)
+		why = strdup("configured");
+	else if (!caps->ulp)
+		why = strdup("kernel has no TLS ULP");
+	else if (!row || !(caps->tx[v] & caps->rx[v] & (1u << (row - ktls_ciphers)))) {
+		if (asprintf(&why, "%skernel can't offload %s for %s", leg, SSL_CIPHER_get_name(cipher),
+			     SSL_get_version(ssl)) < 0)
+			why = strdup("kernel can't offload the cipher");
+	} else if (SSL_SESSION_get_max_fragment_length(SSL_get_session(ssl)) != TLSEXT_max_fragment_length_DISABLED) {
+		if (asprintf(&why, "%s%s negotiated max_fragment_length", leg, *leg ? "" : "client ") < 0)
+			why = strdup("max_fragment_length negotiated");
+	} else {
+		return NULL;
+	}
+	return why ? why : strdup("?");
+}
+
+/* Both directions of the client leg are in the kernel: note what sock_diag says (software or NIC), keep
+ * only what KeyUpdate needs (TLS 1.3 on kernels that can rekey) and free the SSL object with every other
+ * secret in it. */
+/* Software or NIC? Only the kernel knows (it falls back to software silently): ask it once per socket, and
+ * count what it chose per direction (tlsoffctl stats, metrics). */
+static void ktls_mode(struct conn *c, int fd, uint8_t *tx, uint8_t *rx)
+{
+	struct ktls_diag d;
+	if (!c->w->diag && !c->w->diag_failed) {
+		c->w->diag = sockdiag_open();
+		c->w->diag_failed = !c->w->diag;
+	}
+	if (c->w->diag && sockdiag_ktls(c->w->diag, fd, &d) == 0) {
+		*tx = (uint8_t)d.txconf;
+		*rx = (uint8_t)d.rxconf;
+		if (*tx == TLS_CONF_SW)
+			COUNT(ktls_tx_sw);
+		else if (*tx == TLS_CONF_HW || *tx == TLS_CONF_HW_RECORD)
+			COUNT(ktls_tx_hw);
+		if (*rx == TLS_CONF_SW)
+			COUNT(ktls_rx_sw);
+		else if (*rx == TLS_CONF_HW || *rx == TLS_CONF_HW_RECORD)
+			COUNT(ktls_rx_hw);
+	}
+	metrics_ktls_installed(*tx, *rx);
+}
+
+static void client_handed_over(struct conn *c)
+{
+	ktls_mode(c, c->fd[CLIENT], &c->txconf, &c->rxconf);
+	if (SSL_version(c->ssl) == TLS1_3_VERSION && c->w->caps->rekey)
+		c->ks = ktls_session_detach(c->ssl);
+	SSL_free(c->ssl);                  /* our captured state goes with it, cleansed (ktls.c state_free) */
+	c->ssl = NULL;
+}
+
+static void choose_datapath(struct conn *c)
+{
 	struct ktls_result res;
 
 	c->datapath = DATAPATH_USERSPACE;
-	if (c->fe->conf.datapath == DATAPATH_USERSPACE) {
-		c->datapath_why = strdup("configured");
+	if ((c->datapath_why = leg_why(c, c->ssl, "")))
 		return;
-	}
-	if (!caps->ulp) {
-		c->datapath_why = strdup("kernel has no TLS ULP");
-		return;
-	}
-	if (!row || !(caps->tx[v] & caps->rx[v] & (1u << (row - ktls_ciphers)))) {
-		if (asprintf(&c->datapath_why, "kernel can't offload %s for %s", SSL_CIPHER_get_name(cipher),
-			     c->version) < 0)
-			c->datapath_why = NULL;
-		return;
-	}
-	if (SSL_SESSION_get_max_fragment_length(SSL_get_session(c->ssl)) != TLSEXT_max_fragment_length_DISABLED) {
-		c->datapath_why = strdup("client negotiated max_fragment_length");
-		return;
-	}
 	if (drain_buffered(c) < 0) {
 		set_reason(c, "out of memory");
 		return;
@@ -379,32 +442,62 @@ static void choose_datapath(struct conn *c)
 	}
 	c->ktls |= KTLS_TX;
 	c->datapath = DATAPATH_SPLICE;
-	/* Software or NIC? Only the kernel knows (it falls back to software silently): ask it once. */
-	struct ktls_diag d;
-	if (!c->w->diag && !c->w->diag_failed) {
-		c->w->diag = sockdiag_open();
-		c->w->diag_failed = !c->w->diag;
+	client_handed_over(c);
+}
+
+/* Re-encryption, after both handshakes: splice only when the kernel takes all four directions (plaintext
+ * then never enters userspace); otherwise OpenSSL keeps both legs — a kTLS leg next to an OpenSSL one would
+ * still copy every byte through userspace. c->datapath_why already says why the client leg can't go.
+ * Order: the client's RX first (its refusal — a partial record OpenSSL holds — is the one that happens,
+ * and leaves nothing in the kernel), then the backend's RX, then both TX. */
+static void choose_reencrypt(struct conn *c)
+{
+	struct ktls_result res;
+	static __thread char why[240];
+	char *bwhy = c->datapath_why ? NULL : leg_why(c, c->bssl, "backend leg: ");
+
+	c->datapath = DATAPATH_USERSPACE;
+	if (bwhy)
+		c->datapath_why = bwhy;
+	if (c->datapath_why)
+		return;
+	if (SSL_has_pending(c->bssl)) {
+		c->datapath_why = strdup("backend leg: OpenSSL already read the server's first data");
+		return;
 	}
-	if (c->w->diag && sockdiag_ktls(c->w->diag, c->fd[CLIENT], &d) == 0) {
-		c->txconf = (uint8_t)d.txconf;
-		c->rxconf = (uint8_t)d.rxconf;
-		/* What the kernel chose per direction: the NIC (hw, hw-record) or its own crypto (sw). */
-		if (c->txconf == TLS_CONF_SW)
-			COUNT(ktls_tx_sw);
-		else if (c->txconf == TLS_CONF_HW || c->txconf == TLS_CONF_HW_RECORD)
-			COUNT(ktls_tx_hw);
-		if (c->rxconf == TLS_CONF_SW)
-			COUNT(ktls_rx_sw);
-		else if (c->rxconf == TLS_CONF_HW || c->rxconf == TLS_CONF_HW_RECORD)
-			COUNT(ktls_rx_hw);
+	if (drain_buffered(c) < 0) {
+		set_reason(c, "out of memory");
+		return;
 	}
-	metrics_ktls_installed(c->txconf, c->rxconf);
-	/* The kernel has the keys: keep only what KeyUpdate needs (TLS 1.3 on kernels that can rekey) and
-	 * free the SSL object with every other secret in it. */
-	if (v == 1 && caps->rekey)
-		c->ks = ktls_session_detach(c->ssl);
-	SSL_free(c->ssl);                  /* our captured state goes with it, cleansed (ktls.c state_free) */
-	c->ssl = NULL;
+	if (ktls_install(c->ssl, c->fd[CLIENT], KTLS_RX, &res) < 0) {
+		c->datapath_why = strdup(res.why);
+		return;
+	}
+	c->ktls = KTLS_RX;
+	const char *leg = "backend leg";
+	if (ktls_install(c->bssl, c->fd[BACKEND], KTLS_RX, &res) == 0) {
+		c->bktls = KTLS_RX;
+		leg = "client leg";
+		if (ktls_install(c->ssl, c->fd[CLIENT], KTLS_TX, &res) == 0) {
+			c->ktls |= KTLS_TX;
+			leg = "backend leg";
+			if (ktls_install(c->bssl, c->fd[BACKEND], KTLS_TX, &res) == 0)
+				c->bktls |= KTLS_TX;
+		}
+	}
+	if (c->bktls != (KTLS_TX | KTLS_RX)) {
+		snprintf(why, sizeof(why), "%s: kTLS failed after the client's RX: %s", leg, res.why);
+		set_reason(c, why);
+		return;
+	}
+	c->datapath = DATAPATH_SPLICE;
+	client_handed_over(c);
+	uint8_t btx = 0, brx = 0;
+	ktls_mode(c, c->fd[BACKEND], &btx, &brx);
+	if (SSL_version(c->bssl) == TLS1_3_VERSION && c->w->caps->rekey)
+		c->bks = ktls_session_detach(c->bssl);
+	SSL_free(c->bssl);
+	c->bssl = NULL;
 }
 
 /* The PROXY v2 header is built as soon as the handshake is done: it needs the SSL object (ALPN, and the
@@ -492,6 +585,22 @@ static void log_client_cert(const struct conn *c, const struct tls_client_cert *
 			 cc->conn ? "" : " (resumed session)");
 }
 
+static bool flush_pre(struct conn *c);
+
+/* Count the choice, drop our copies of OpenSSL's secrets on the userspace datapath, say it (debug). */
+static void datapath_chosen(struct conn *c)
+{
+	if (c->datapath == DATAPATH_SPLICE) {
+		COUNT(splice);
+	} else {
+		COUNT(userspace);
+		ktls_state_wipe(c->ssl, false);   /* OpenSSL keeps its own keys; ours are not needed */
+	}
+	log_debug("frontend=%s client=%s: %s %s, datapath %s%s%s%s", c->fe->conf.name, c->client, c->version,
+		  c->cipher, datapath_name(c->datapath), c->datapath_why ? " (" : "",
+		  c->datapath_why ? c->datapath_why : "", c->datapath_why ? ")" : "");
+}
+
 static void handshake(struct conn *c)
 {
 	ERR_clear_error();
@@ -560,19 +669,71 @@ static void handshake(struct conn *c)
 		if (c->error)
 			return;
 	}
+	if (c->be->tls) {                  /* re-encryption: the datapath is chosen after our own handshake */
+		c->datapath = DATAPATH_USERSPACE;
+		c->datapath_why = leg_why(c, c->ssl, "");
+		conn_connect(c);
+		return;
+	}
 	choose_datapath(c);
 	if (c->error)
 		return;
-	if (c->datapath == DATAPATH_SPLICE) {
-		COUNT(splice);
-	} else {
-		COUNT(userspace);
-		ktls_state_wipe(c->ssl, false);   /* OpenSSL keeps its own keys; ours are not needed */
-	}
-	log_debug("frontend=%s client=%s: %s %s, datapath %s%s%s%s", c->fe->conf.name, c->client, c->version,
-		  c->cipher, datapath_name(c->datapath), c->datapath_why ? " (" : "",
-		  c->datapath_why ? c->datapath_why : "", c->datapath_why ? ")" : "");
+	datapath_chosen(c);
 	conn_connect(c);
+}
+
+/* Re-encryption: the PROXY header (if any) goes first, outside the TLS; then our handshake with the server,
+ * bounded by the backend's connect-timeout. A failure closes this connection only, with the reason logged
+ * (a wrong CA, a name mismatch, a server that does not speak TLS). */
+static void backend_handshake(struct conn *c)
+{
+	static __thread char why[320];
+	char ebuf[200];
+	if (c->pre_off < c->pre_len) {
+		flush_pre(c);
+		if (c->error || c->pre_off < c->pre_len)
+			return;
+	}
+	free(c->pre);
+	c->pre = NULL;
+	c->pre_len = c->pre_off = 0;
+	if (!c->bssl && !(c->bssl = backend_tls_ssl(c->be->tls, c->fd[BACKEND], c->server_text))) {
+		set_reason(c, "backend: TLS setup failed (out of memory)");
+		return;
+	}
+	ERR_clear_error();
+	errno = 0;
+	int r = SSL_do_handshake(c->bssl);
+	if (r != 1) {
+		int e = SSL_get_error(c->bssl, r);
+		if (e == SSL_ERROR_WANT_READ) {
+			c->rd[BACKEND] = false;
+			return;
+		}
+		if (e == SSL_ERROR_WANT_WRITE) {
+			c->wr[BACKEND] = false;
+			return;
+		}
+		snprintf(why, sizeof(why), "backend %s server %s: TLS handshake failed: %s", c->be->conf.name,
+			 c->server_text, backend_tls_error(c->bssl, r, ebuf, sizeof(ebuf)));
+		log_warn("frontend=%s client=%s: %s", c->fe->conf.name, c->client, why);
+		set_reason(c, why);
+		return;
+	}
+	c->be_version = SSL_get_version(c->bssl);
+	c->be_cipher = SSL_CIPHER_get_name(SSL_get_current_cipher(c->bssl));
+	choose_reencrypt(c);
+	if (c->error)
+		return;
+	if (c->bssl)
+		ktls_state_wipe(c->bssl, false);   /* OpenSSL keeps the backend leg: our copies are not needed */
+	datapath_chosen(c);
+	if (relay_setup(c) < 0) {
+		set_reason(c, "out of memory or pipes");
+		return;
+	}
+	c->state = CS_RELAY;
+	c->deadline_ms = c->w->now_ms + c->fe->conf.idle_timeout_ms;
 }
 
 /* ---- relay ------------------------------------------------------------------------------------------- */
@@ -581,6 +742,22 @@ static bool flush_pre(struct conn *c)
 {
 	if (c->pre_off == c->pre_len || !c->wr[BACKEND])
 		return false;
+	if (c->bssl && c->state == CS_RELAY) {
+		/* Re-encrypted, userspace: what OpenSSL had buffered from the client goes inside the TLS. */
+		int r = SSL_write(c->bssl, c->pre + c->pre_off, (int)(c->pre_len - c->pre_off));
+		if (r > 0) {
+			c->pre_off += (size_t)r;
+			return true;
+		}
+		int e = SSL_get_error(c->bssl, r);
+		if (e == SSL_ERROR_WANT_WRITE)
+			c->wr[BACKEND] = false;
+		else if (e == SSL_ERROR_WANT_READ)
+			c->rd[BACKEND] = false;
+		else
+			set_reason(c, "backend: connection reset");
+		return false;
+	}
 	ssize_t n = send(c->fd[BACKEND], c->pre + c->pre_off, c->pre_len - c->pre_off, MSG_NOSIGNAL);
 	if (n > 0) {
 		c->pre_off += (size_t)n;
@@ -685,6 +862,9 @@ static void step(struct conn *c)
 		case CS_SOCKMAP:
 			sm_step(c);
 			break;
+		case CS_BACKEND_TLS:
+			backend_handshake(c);
+			break;
 		case CS_DONE:
 			break;
 		}
@@ -725,6 +905,14 @@ void conn_timeout(struct conn *c)
 		if (!sm_timeout(c))
 			return;
 		break;
+	case CS_BACKEND_TLS: {
+		static __thread char why[200];
+		snprintf(why, sizeof(why), "backend %s server %s: TLS handshake timeout after %u ms", c->be->conf.name,
+			 c->server_text, c->be->conf.connect_timeout_ms);
+		log_warn("frontend=%s client=%s: %s", c->fe->conf.name, c->client, why);
+		set_reason(c, why);
+		break;
+	}
 	default:
 		set_reason(c, "idle timeout");
 		break;

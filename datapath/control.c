@@ -376,6 +376,10 @@ static int put_conn(struct nl_msg *m, const struct conn_info *c)
 	    nla_put_u32(m, TLSOFF_CONN_WORKER, c->worker) < 0 ||
 	    nla_put_string(m, TLSOFF_CONN_NIC_OFFLOAD, c->nic) < 0)
 		return -1;
+	if (c->be_tls && (nla_put_string(m, TLSOFF_CONN_BACKEND_TLS, c->be_tls) < 0 ||
+			  nla_put_string(m, TLSOFF_CONN_BACKEND_VERSION, c->be_version) < 0 ||
+			  nla_put_string(m, TLSOFF_CONN_BACKEND_CIPHER, c->be_cipher) < 0))
+		return -1;
 	nla_nest_end(m, n);
 	return 0;
 }

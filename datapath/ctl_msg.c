@@ -40,6 +40,9 @@ const struct nla_policy ctl_route_policy[TLSOFF_ROUTE_MAX + 1] = {
 const struct nla_policy ctl_be_policy[TLSOFF_BE_MAX + 1] = {
 	[TLSOFF_BE_NAME] = STR(TLSOFF_NAME_MAX), [TLSOFF_BE_SERVER] = NEST, [TLSOFF_BE_BALANCE] = U32,
 	[TLSOFF_BE_PROXY_PROTOCOL] = U32, [TLSOFF_BE_CONNECT_TIMEOUT] = U32,
+	[TLSOFF_BE_TLS] = FLAG, [TLSOFF_BE_TLS_CA] = STR(TLSOFF_PATH_MAX), [TLSOFF_BE_TLS_VERIFY] = U32,
+	[TLSOFF_BE_TLS_SNI] = STR(TLSOFF_SNI_MAX), [TLSOFF_BE_TLS_CERT] = STR(TLSOFF_PATH_MAX),
+	[TLSOFF_BE_TLS_KEY] = STR(TLSOFF_PATH_MAX),
 };
 const struct nla_policy ctl_srv_policy[TLSOFF_SRV_MAX + 1] = {
 	[TLSOFF_SRV_ADDR] = STR(80), [TLSOFF_SRV_DRAINED] = FLAG, [TLSOFF_SRV_ACTIVE] = U32,
@@ -61,6 +64,8 @@ const struct nla_policy ctl_conn_policy[TLSOFF_CONN_MAX + 1] = {
 	[TLSOFF_CONN_BYTES_IN] = U64, [TLSOFF_CONN_BYTES_OUT] = U64, [TLSOFF_CONN_AGE_MS] = U64,
 	[TLSOFF_CONN_REKEYS] = U32, [TLSOFF_CONN_WORKER] = U32,
 	[TLSOFF_CONN_NIC_OFFLOAD] = STR(128),
+	[TLSOFF_CONN_BACKEND_TLS] = STR(16), [TLSOFF_CONN_BACKEND_VERSION] = STR(16),
+	[TLSOFF_CONN_BACKEND_CIPHER] = STR(64),
 };
 const struct nla_policy ctl_filter_policy[TLSOFF_FILTER_MAX + 1] = {
 	[TLSOFF_FILTER_FRONTEND] = STR(TLSOFF_NAME_MAX), [TLSOFF_FILTER_BACKEND] = STR(TLSOFF_NAME_MAX),
@@ -351,6 +356,12 @@ int ctl_put_backend(struct nl_msg *m, const struct backend_conf *b, const unsign
 	    nla_put_u32(m, TLSOFF_BE_PROXY_PROTOCOL, b->proxy_protocol) < 0 ||
 	    nla_put_u32(m, TLSOFF_BE_CONNECT_TIMEOUT, b->connect_timeout_ms) < 0)
 		return -1;
+	if (b->tls && (nla_put_flag(m, TLSOFF_BE_TLS) < 0 || nla_put_u32(m, TLSOFF_BE_TLS_VERIFY, (uint32_t)b->tls_verify) < 0 ||
+		       (b->tls_ca[0] && nla_put_string(m, TLSOFF_BE_TLS_CA, b->tls_ca) < 0) ||
+		       (b->tls_sni[0] && nla_put_string(m, TLSOFF_BE_TLS_SNI, b->tls_sni) < 0) ||
+		       (b->tls_cert[0] && nla_put_string(m, TLSOFF_BE_TLS_CERT, b->tls_cert) < 0) ||
+		       (b->tls_key[0] && nla_put_string(m, TLSOFF_BE_TLS_KEY, b->tls_key) < 0)))
+		return -1;
 	nla_nest_end(m, be);
 	return 0;
 }
@@ -504,6 +515,17 @@ static int backend_cmd(const struct nlattr *nest, struct cmd *c, uint64_t *drain
 		word(&w, nla_get_u32(tb[TLSOFF_BE_PROXY_PROTOCOL]) == 2 ? "v2" : "?");
 	}
 	word_u32(&w, "connect-timeout", tb[TLSOFF_BE_CONNECT_TIMEOUT], false);
+	if (tb[TLSOFF_BE_TLS]) {
+		word(&w, "tls");
+		word_str(&w, "ca", tb[TLSOFF_BE_TLS_CA]);
+		if (tb[TLSOFF_BE_TLS_VERIFY]) {
+			word(&w, "verify");
+			word(&w, nla_get_u32(tb[TLSOFF_BE_TLS_VERIFY]) ? "on" : "off");
+		}
+		word_str(&w, "sni", tb[TLSOFF_BE_TLS_SNI]);
+		word_str(&w, "cert", tb[TLSOFF_BE_TLS_CERT]);
+		word_str(&w, "key", tb[TLSOFF_BE_TLS_KEY]);
+	}
 	return parse_words(&w, c, err, errlen);
 }
 

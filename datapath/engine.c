@@ -363,6 +363,8 @@ static void gen_free(struct generation *g)
 	for (unsigned i = 0; i < g->nfrontends; i++)
 		tls_frontend_free(g->frontends[i].tls);
 	free(g->frontends);
+	for (unsigned i = 0; i < g->nbackends; i++)
+		backend_tls_free(g->backends[i].tls);
 	free(g->backends);
 	free(g);
 }
@@ -379,8 +381,19 @@ static struct generation *gen_build(const struct config *cfg, unsigned id, const
 		return NULL;
 	}
 	g->id = id;
-	for (unsigned i = 0; i < cfg->nbackends; i++)
-		g->backends[g->nbackends++].conf = cfg->backends[i];
+	for (unsigned i = 0; i < cfg->nbackends; i++) {
+		struct backend_rt *be = &g->backends[g->nbackends++];
+		char msg[TLSOFF_ERR_MAX];
+		be->conf = cfg->backends[i];
+		if (be->conf.tls && !(be->tls = backend_tls_new(&be->conf, msg, sizeof(msg)))) {
+			char line[24] = "";
+			if (be->conf.line)
+				snprintf(line, sizeof(line), " (line %u)", be->conf.line);
+			snprintf(err, errlen, "backend %s%s: %s", be->conf.name, line, msg);
+			gen_free(g);
+			return NULL;
+		}
+	}
 	for (unsigned i = 0; i < cfg->nfrontends; i++) {
 		struct frontend_rt *fe = &g->frontends[g->nfrontends];
 		char msg[TLSOFF_ERR_MAX];

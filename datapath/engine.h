@@ -26,8 +26,11 @@
 
 enum ep_kind { EP_LISTENER, EP_CONN_CLIENT, EP_CONN_BACKEND, EP_WAKE };
 
+struct backend_tls;
+
 struct backend_rt {
 	struct backend_conf conf;
+	struct backend_tls *tls;                     /* re-encryption (`tls`): the client-side SSL_CTX; NULL = plain */
 	atomic_uint rr;                              /* round robin position */
 	atomic_int active[TLSOFF_MAX_SERVERS];       /* open connections per server (leastconn) */
 };
@@ -54,7 +57,8 @@ struct listener {
 
 /* CS_ROUTE, CS_JOIN and CS_SOCKMAP belong to plain and passthrough frontends (sockmap_conn.c): choose the
  * backend (passthrough: by the ClientHello), write the PROXY header, then the kernel carries the bytes. */
-enum conn_state { CS_HANDSHAKE, CS_CONNECT, CS_RELAY, CS_LINGER, CS_DONE, CS_ROUTE, CS_JOIN, CS_SOCKMAP };
+enum conn_state { CS_HANDSHAKE, CS_CONNECT, CS_RELAY, CS_LINGER, CS_DONE, CS_ROUTE, CS_JOIN, CS_SOCKMAP,
+		  CS_BACKEND_TLS /* re-encryption: our TLS handshake with the server (backend_tls.c) */ };
 enum side { CLIENT = 0, BACKEND = 1 };
 
 /* One direction of the relay: bytes read from side `from` and written to side `to`. */
@@ -70,6 +74,7 @@ struct flow {
 	bool eof;                                    /* the source has finished (FIN / close_notify) */
 	bool shut;                                   /* ... and that end was passed on to the destination */
 	int ssl_want;                                /* userspace: this flow's SSL op waits for WANT_READ/WRITE */
+	int ssl_want_w;                              /* ... its SSL_write to a re-encrypted backend */
 	uint64_t bytes;
 };
 
@@ -113,6 +118,12 @@ struct conn {
 	const char *close_reason;
 	bool error;
 	struct nic_choice nic;                       /* nic-offload prefer: the ClientHello's decision */
+	/* re-encryption: the backend leg. bssl is freed once its keys are in the kernel (splice datapath). */
+	SSL *bssl;
+	struct ktls_session *bks;                    /* its TLS 1.3 secrets for KeyUpdate */
+	unsigned bktls;                              /* KTLS_TX | KTLS_RX installed on fd[BACKEND] */
+	bool be_key_update_pending;                  /* our KeyUpdate answer to the server is due */
+	const char *be_version, *be_cipher;          /* OpenSSL's static names */
 };
 
 struct worker {
@@ -153,6 +164,7 @@ struct conn_info {
 	unsigned ktls, rekeys, worker;
 	unsigned txconf, rxconf;                     /* TLS_CONF_*; 0 = no TLS ULP on the socket */
 	char nic[128];                               /* the nic-offload decision in words, "" when off */
+	const char *be_tls, *be_version, *be_cipher; /* re-encrypted backend leg: "ktls"/"userspace"; NULL = plain */
 };
 
 struct worker_req {
@@ -286,6 +298,12 @@ void conn_reap(struct worker *w);
 /* relay.c: move bytes; returns true if anything moved. Sets c->error/close_reason on failure. */
 bool relay_pump(struct conn *c, struct flow *f);
 int relay_setup(struct conn *c);
+
+/* backend_tls.c: re-encryption, tlsoffd as a TLS client to the backend's servers */
+struct backend_tls *backend_tls_new(const struct backend_conf *b, char *err, size_t errlen);
+void backend_tls_free(struct backend_tls *bt);
+SSL *backend_tls_ssl(struct backend_tls *bt, int fd, const char *server_text);   /* NULL: out of memory */
+const char *backend_tls_error(SSL *ssl, int r, char *buf, size_t len);           /* a failed handshake, why */
 
 /* backend.c */
 int backend_pick(struct backend_rt *be, unsigned attempt, int previous);

@@ -4,7 +4,9 @@
  *   decrypts on the way into the pipe and encrypts on the way out; userspace never sees a byte. A non-data
  *   record (alert, KeyUpdate) makes splice fail with EINVAL: fetch it with recvmsg + cmsg and go on.
  * userspace datapath: SSL_read/SSL_write through a one-record buffer (kernels without kTLS, or sessions
- *   the kernel can't take).
+ *   the kernel can't take). With a re-encrypted backend both sides are OpenSSL objects (ssl_of).
+ * Re-encryption on the splice datapath: both sockets have kTLS TX+RX, so the same splice moves plaintext
+ *   from one kernel TLS context to the other; non-data records come from either side (control_record).
  * Backpressure: a direction reads only while its buffer/pipe has room, so a slow side stops its peer.
  * Half-close: an EOF is passed on (SHUT_WR to the backend; close_notify + SHUT_WR to the client) only
  *   after every byte before it was delivered.
@@ -46,28 +48,44 @@ static bool fail_errno(struct conn *c, enum side s, int e)
 	return fail(c, why);
 }
 
+static const char *side_name(enum side s)
+{
+	return s == CLIENT ? "client" : "backend";
+}
+
+/* The OpenSSL object of side s on the userspace datapath: the client's, and a re-encrypted backend's
+ * (NULL: plain TCP, or the keys are in the kernel). */
+static SSL *ssl_of(const struct conn *c, enum side s)
+{
+	return c->datapath != DATAPATH_USERSPACE ? NULL : s == CLIENT ? c->ssl : c->bssl;
+}
+
+static unsigned ktls_of(const struct conn *c, enum side s)
+{
+	return s == CLIENT ? c->ktls : c->bktls;
+}
+
 /* The end of a direction goes on to its destination once everything before it was delivered. */
 static bool pass_eof(struct conn *c, struct flow *f)
 {
 	if (!f->eof || f->shut || f->len || f->inpipe)
 		return false;
-	if (f->to == CLIENT) {
-		if (c->datapath == DATAPATH_USERSPACE) {
-			int r = SSL_shutdown(c->ssl);           /* sends close_notify */
-			if (r < 0) {
-				int e = SSL_get_error(c->ssl, r);
-				if (e == SSL_ERROR_WANT_WRITE) {
-					c->wr[CLIENT] = false;
-					return false;
-				}
-				ERR_clear_error();              /* the peer is gone: nothing to tell it */
+	SSL *ssl = ssl_of(c, f->to);
+	if (ssl) {
+		int r = SSL_shutdown(ssl);                      /* sends close_notify */
+		if (r < 0) {
+			int e = SSL_get_error(ssl, r);
+			if (e == SSL_ERROR_WANT_WRITE) {
+				c->wr[f->to] = false;
+				return false;
 			}
-		} else if (c->ktls & KTLS_TX) {
-			if (ktls_send_close_notify(c->fd[CLIENT]) < 0) {
-				if (errno == EAGAIN) {
-					c->wr[CLIENT] = false;
-					return false;
-				}
+			ERR_clear_error();                      /* the peer is gone: nothing to tell it */
+		}
+	} else if (ktls_of(c, f->to) & KTLS_TX) {
+		if (ktls_send_close_notify(c->fd[f->to]) < 0) {
+			if (errno == EAGAIN) {
+				c->wr[f->to] = false;
+				return false;
 			}
 		}
 	}
@@ -78,90 +96,101 @@ static bool pass_eof(struct conn *c, struct flow *f)
 
 /* ---- userspace datapath ------------------------------------------------------------------------- */
 
-static const char *ssl_reason(struct conn *c, const char *who)
+static const char *ssl_reason(enum side s)
 {
 	static __thread char why[160];
 	char ebuf[120];
-	snprintf(why, sizeof(why), "%s: TLS error: %s", who, tls_error_string(ebuf, sizeof(ebuf)));
-	(void)c;
+	snprintf(why, sizeof(why), "%s: TLS error: %s", side_name(s), tls_error_string(ebuf, sizeof(ebuf)));
 	return why;
 }
 
-/* Returns true if the SSL op may be retried now, given what it last waited for. */
-static bool ssl_ready(struct conn *c, struct flow *f, bool reading)
+/* Returns true if an SSL op on side s may be retried now, given what it last waited for (want). */
+static bool ssl_ready(struct conn *c, enum side s, int want, bool reading)
 {
-	if (f->ssl_want == SSL_ERROR_WANT_WRITE)
-		return c->wr[CLIENT];
-	if (f->ssl_want == SSL_ERROR_WANT_READ)
-		return c->rd[CLIENT] || (reading && SSL_has_pending(c->ssl));
-	return reading ? (c->rd[CLIENT] || SSL_has_pending(c->ssl)) : c->wr[CLIENT];
+	SSL *ssl = ssl_of(c, s);
+	if (want == SSL_ERROR_WANT_WRITE)
+		return c->wr[s];
+	if (want == SSL_ERROR_WANT_READ)
+		return c->rd[s] || (reading && SSL_has_pending(ssl));
+	return reading ? (c->rd[s] || SSL_has_pending(ssl)) : c->wr[s];
 }
 
-/* Classify a failed SSL_read/SSL_write. Returns true if the connection may go on. */
-static bool ssl_blocked(struct conn *c, struct flow *f, int r)
+/* Classify a failed SSL_read (reading: on side f->from) or SSL_write (on side f->to). Returns true if the
+ * connection may go on. */
+static bool ssl_blocked(struct conn *c, struct flow *f, int r, bool reading)
 {
-	int e = SSL_get_error(c->ssl, r);
+	enum side s = reading ? f->from : f->to;
+	int *want = reading ? &f->ssl_want : &f->ssl_want_w;
+	int e = SSL_get_error(ssl_of(c, s), r);
+	static __thread char why[96];
 	switch (e) {
 	case SSL_ERROR_WANT_READ:
-		c->rd[CLIENT] = false;
-		f->ssl_want = e;
+		c->rd[s] = false;
+		*want = e;
 		return true;
 	case SSL_ERROR_WANT_WRITE:
-		c->wr[CLIENT] = false;
-		f->ssl_want = e;
+		c->wr[s] = false;
+		*want = e;
 		return true;
 	case SSL_ERROR_ZERO_RETURN:                     /* close_notify */
-		if (f->from != CLIENT)                  /* a write can't end the client's direction */
-			return fail(c, "client: connection closed");
+		if (!reading) {                         /* a write can't end the peer's direction */
+			snprintf(why, sizeof(why), "%s: connection closed", side_name(s));
+			return fail(c, why);
+		}
 		f->eof = true;
 		return true;
 	case SSL_ERROR_SYSCALL:
-		if (errno == EPIPE && f->from == CLIENT && c->down.shut)
+		if (errno == EPIPE && reading && s == CLIENT && c->down.shut)
 			c->linger_ok = true;            /* OpenSSL answering a KeyUpdate after our close_notify */
 		if (errno == 0 || errno == EAGAIN) {    /* EOF without close_notify */
-			if (f->from != CLIENT)
-				return fail(c, "client: connection reset");
+			if (!reading) {
+				snprintf(why, sizeof(why), "%s: connection reset", side_name(s));
+				return fail(c, why);
+			}
 			f->eof = true;
 			return true;
 		}
 		ERR_clear_error();
-		return fail_errno(c, CLIENT, errno);
+		return fail_errno(c, s, errno);
 	default:
 		if (ERR_GET_REASON(ERR_peek_error()) == SSL_R_UNEXPECTED_EOF_WHILE_READING) {
 			ERR_clear_error();               /* FIN without close_notify: an end, logged as such */
 			if (!c->close_reason)
-				c->close_reason = "client closed without close_notify";
+				c->close_reason = s == CLIENT ? "client closed without close_notify"
+							      : "backend closed without close_notify";
 			f->eof = true;
 			return true;
 		}
-		return fail(c, ssl_reason(c, "client"));
+		return fail(c, ssl_reason(s));
 	}
 }
 
 static bool pump_user(struct conn *c, struct flow *f)
 {
 	bool moved = false;
+	SSL *in = ssl_of(c, f->from), *out = ssl_of(c, f->to);
+	struct flow *other = f == &c->up ? &c->down : &c->up;   /* the flow that writes to f->from */
 
 	if (!f->eof && f->len == 0) {                   /* fill */
-		if (f->from == CLIENT) {
-			/* Never SSL_read while an SSL_write is unfinished: a KeyUpdate read now would make OpenSSL
-			 * write its answer into the pending write's buffer and fail ("bad length", OpenSSL issues
-			 * 8677, 12411, 13729). The read waits until the write is out. */
-			if (c->down.ssl_want != SSL_ERROR_WANT_WRITE && ssl_ready(c, f, true)) {
-				int r = SSL_read(c->ssl, f->buf, RELAY_BUF);
+		if (in) {
+			/* Never SSL_read while an SSL_write on the same SSL is unfinished: a KeyUpdate read now would
+			 * make OpenSSL write its answer into the pending write's buffer and fail ("bad length",
+			 * OpenSSL issues 8677, 12411, 13729). The read waits until the write is out. */
+			if (other->ssl_want_w != SSL_ERROR_WANT_WRITE && ssl_ready(c, f->from, f->ssl_want, true)) {
+				int r = SSL_read(in, f->buf, RELAY_BUF);
 				if (r > 0) {
 					f->ssl_want = 0;
 					f->off = 0;
 					f->len = (size_t)r;
 					moved = true;
-				} else if (!ssl_blocked(c, f, r)) {
+				} else if (!ssl_blocked(c, f, r, true)) {
 					return false;
 				} else if (f->eof) {
 					moved = true;
 				}
 			}
-		} else if (c->rd[BACKEND]) {
-			ssize_t n = read(c->fd[BACKEND], f->buf, RELAY_BUF);
+		} else if (c->rd[f->from]) {
+			ssize_t n = read(c->fd[f->from], f->buf, RELAY_BUF);
 			if (n > 0) {
 				f->off = 0;
 				f->len = (size_t)n;
@@ -169,36 +198,36 @@ static bool pump_user(struct conn *c, struct flow *f)
 			} else if (n == 0) {
 				f->eof = moved = true;
 			} else if (errno == EAGAIN) {
-				c->rd[BACKEND] = false;
+				c->rd[f->from] = false;
 			} else {
-				return fail_errno(c, BACKEND, errno);
+				return fail_errno(c, f->from, errno);
 			}
 		}
 	}
 	if (f->len) {                                   /* drain */
-		if (f->to == BACKEND) {
-			if (c->wr[BACKEND]) {
-				ssize_t n = send(c->fd[BACKEND], f->buf + f->off, f->len, MSG_NOSIGNAL);
+		if (!out) {
+			if (c->wr[f->to]) {
+				ssize_t n = send(c->fd[f->to], f->buf + f->off, f->len, MSG_NOSIGNAL);
 				if (n > 0) {
 					f->off += (size_t)n;
 					f->len -= (size_t)n;
 					count_bytes(c, f, (uint64_t)n);
 					moved = true;
 				} else if (errno == EAGAIN) {
-					c->wr[BACKEND] = false;
+					c->wr[f->to] = false;
 				} else {
-					return fail_errno(c, BACKEND, errno);
+					return fail_errno(c, f->to, errno);
 				}
 			}
-		} else if (ssl_ready(c, f, false)) {
-			int r = SSL_write(c->ssl, f->buf + f->off, (int)f->len);
+		} else if (ssl_ready(c, f->to, f->ssl_want_w, false)) {
+			int r = SSL_write(out, f->buf + f->off, (int)f->len);
 			if (r > 0) {
-				f->ssl_want = 0;
+				f->ssl_want_w = 0;
 				f->off += (size_t)r;
 				f->len -= (size_t)r;
 				count_bytes(c, f, (uint64_t)r);
 				moved = true;
-			} else if (!ssl_blocked(c, f, r)) {
+			} else if (!ssl_blocked(c, f, r, false)) {
 				return false;
 			}
 		}
@@ -208,35 +237,46 @@ static bool pump_user(struct conn *c, struct flow *f)
 
 /* ---- splice datapath ---------------------------------------------------------------------------- */
 
-/* Our answer to a KeyUpdate with update_requested goes out under the old TX key, then TX moves on. */
-static bool flush_key_update(struct conn *c)
+static bool *key_update_pending(struct conn *c, enum side s)
+{
+	return s == CLIENT ? &c->key_update_pending : &c->be_key_update_pending;
+}
+
+static struct ktls_session *session_of(struct conn *c, enum side s)
+{
+	return s == CLIENT ? c->ks : c->bks;
+}
+
+/* Our answer to a KeyUpdate with update_requested goes out to side s under the old TX key, then TX moves on. */
+static bool flush_key_update(struct conn *c, enum side s)
 {
 	static const uint8_t key_update[5] = { 24, 0, 0, 1, 0 };   /* KeyUpdate, update_not_requested */
 	struct ktls_result res;
+	bool *pending = key_update_pending(c, s);
 
-	if (c->down.shut)                  /* after our close_notify nothing more may be sent: no answer */
-		c->key_update_pending = false;
-	if (!c->key_update_pending || !c->wr[CLIENT])
-		return c->key_update_pending;
-	if (ktls_send_record(c->fd[CLIENT], TLS_RECORD_HANDSHAKE, key_update, sizeof(key_update)) < 0) {
+	if ((s == CLIENT ? c->down : c->up).shut)   /* after our close_notify nothing more may be sent */
+		*pending = false;
+	if (!*pending || !c->wr[s])
+		return *pending;
+	if (ktls_send_record(c->fd[s], TLS_RECORD_HANDSHAKE, key_update, sizeof(key_update)) < 0) {
 		if (errno == EAGAIN) {
-			c->wr[CLIENT] = false;
+			c->wr[s] = false;
 			return true;
 		}
-		return !fail_errno(c, CLIENT, errno);
+		return !fail_errno(c, s, errno);
 	}
-	if (ktls_session_key_update(c->ks, c->fd[CLIENT], KTLS_TX, &res) < 0) {
+	if (ktls_session_key_update(session_of(c, s), c->fd[s], KTLS_TX, &res) < 0) {
 		static __thread char why[200];
 		snprintf(why, sizeof(why), "%s", res.why);
 		return !fail(c, why);
 	}
-	c->key_update_pending = false;
+	*pending = false;
 	c->rekeys++;
 	return false;
 }
 
-/* TLS 1.3 KeyUpdate from the client (RFC 8446 4.6.3): new RX key; if asked, ours too. */
-static bool key_update(struct conn *c, bool update_requested)
+/* TLS 1.3 KeyUpdate from side s (RFC 8446 4.6.3): new RX key; if asked, ours too. */
+static bool key_update(struct conn *c, enum side s, bool update_requested)
 {
 	struct ktls_result res;
 	static __thread char why[200];
@@ -244,35 +284,43 @@ static bool key_update(struct conn *c, bool update_requested)
 	if (!c->w->caps->rekey) {
 		COUNT(rekey_unsupported);
 		/* Everything went to the client already: end gracefully, so it still reads all of it. */
-		c->linger_ok = c->down.shut;
-		return fail(c, "client sent KeyUpdate: this kernel cannot rekey kTLS (needs 6.14+)");
+		c->linger_ok = s == CLIENT && c->down.shut;
+		snprintf(why, sizeof(why), "%s sent KeyUpdate: this kernel cannot rekey kTLS (needs 6.14+)", side_name(s));
+		return fail(c, why);
 	}
-	if (!c->ks)
-		return fail(c, "client sent KeyUpdate: no traffic secrets were kept for this connection");
-	if (ktls_session_key_update(c->ks, c->fd[CLIENT], KTLS_RX, &res) < 0) {
+	if (!session_of(c, s)) {
+		snprintf(why, sizeof(why), "%s sent KeyUpdate: no traffic secrets were kept for this connection",
+			 side_name(s));
+		return fail(c, why);
+	}
+	if (ktls_session_key_update(session_of(c, s), c->fd[s], KTLS_RX, &res) < 0) {
 		snprintf(why, sizeof(why), "%s", res.why);
 		return fail(c, why);
 	}
 	c->rekeys++;
 	COUNT(rekeys);
-	if (update_requested && !c->down.shut)
-		c->key_update_pending = true;
+	if (update_requested && !(s == CLIENT ? c->down : c->up).shut)
+		*key_update_pending(c, s) = true;
 	return true;
 }
 
-/* The kernel stopped at a record that is not application data. */
+/* The kernel stopped at a record from side f->from that is not application data. */
 static bool control_record(struct conn *c, struct flow *f)
 {
 	uint8_t buf[16640], type;
-	ssize_t n = ktls_recv_record(c->fd[CLIENT], buf, sizeof(buf), &type);
+	enum side s = f->from;
+	static __thread char why[128];
+	ssize_t n = ktls_recv_record(c->fd[s], buf, sizeof(buf), &type);
 	if (n < 0) {
 		if (errno == EAGAIN) {
-			c->rd[CLIENT] = false;
+			c->rd[s] = false;
 			return false;
 		}
-		if (errno == EBADMSG)
-			return fail(c, "client: record failed authentication (bad MAC)");
-		return fail_errno(c, CLIENT, errno);
+		if (errno == EBADMSG) {
+			snprintf(why, sizeof(why), "%s: record failed authentication (bad MAC)", side_name(s));
+			return fail(c, why);
+		}
+		return fail_errno(c, s, errno);
 	}
 	if (n == 0) {
 		f->eof = true;
@@ -282,26 +330,32 @@ static bool control_record(struct conn *c, struct flow *f)
 	case TLS_RECORD_DATA:
 		/* Not expected (the record that stopped splice stays first in the queue), but if the kernel hands
 		 * one over, pass it on when the pipe has room for all of it; never drop a byte silently. */
-		if ((size_t)n > f->cap - f->inpipe || write(f->pipe[1], buf, (size_t)n) != n)
-			return fail(c, "client: a data record could not be passed on");
+		if ((size_t)n > f->cap - f->inpipe || write(f->pipe[1], buf, (size_t)n) != n) {
+			snprintf(why, sizeof(why), "%s: a data record could not be passed on", side_name(s));
+			return fail(c, why);
+		}
 		f->inpipe += (size_t)n;
 		return true;
 	case TLS_RECORD_ALERT:
 		if (n >= 2 && buf[1] == 0) {                 /* close_notify */
 			f->eof = true;
 			return true;
-		} else {
-			static __thread char why[96];
-			snprintf(why, sizeof(why), "client sent alert: %s",
-				 n >= 2 ? SSL_alert_desc_string_long(buf[1]) : "(truncated)");
-			return fail(c, why);
 		}
+		snprintf(why, sizeof(why), "%s sent alert: %s", side_name(s),
+			 n >= 2 ? SSL_alert_desc_string_long(buf[1]) : "(truncated)");
+		return fail(c, why);
 	case TLS_RECORD_HANDSHAKE:
 		if (n == 5 && buf[0] == 24 && buf[1] == 0 && buf[2] == 0 && buf[3] == 1 && buf[4] <= 1)
-			return key_update(c, buf[4] == 1);
-		return fail(c, "client sent an unexpected post-handshake message");
+			return key_update(c, s, buf[4] == 1);
+		/* A re-encrypted server's TLS 1.3 NewSessionTickets arrive after the handoff: we keep no
+		 * sessions, so they are read and dropped (one record may carry several). */
+		if (s == BACKEND && n >= 4 && buf[0] == 4)
+			return true;
+		snprintf(why, sizeof(why), "%s sent an unexpected post-handshake message", side_name(s));
+		return fail(c, why);
 	default:
-		return fail(c, "client sent a record of unknown type");
+		snprintf(why, sizeof(why), "%s sent a record of unknown type", side_name(s));
+		return fail(c, why);
 	}
 }
 
@@ -324,8 +378,8 @@ static bool pump_splice(struct conn *c, struct flow *f)
 				f->pipe_full = true;
 			else
 				c->rd[f->from] = false;
-		} else if ((errno == EINVAL || errno == 524 /* ENOTSUPP, kernels before 5.5 */) && f->from == CLIENT &&
-			   (c->ktls & KTLS_RX)) {
+		} else if ((errno == EINVAL || errno == 524 /* ENOTSUPP, kernels before 5.5 */) &&
+			   (ktls_of(c, f->from) & KTLS_RX)) {
 			moved = control_record(c, f);
 			if (c->error)
 				return false;
@@ -333,8 +387,8 @@ static bool pump_splice(struct conn *c, struct flow *f)
 			return fail_errno(c, f->from, errno);
 		}
 	}
-	if (f->to == CLIENT && flush_key_update(c))
-		return moved;                           /* nothing more to the client until our KeyUpdate is out */
+	if (flush_key_update(c, f->to))
+		return moved;                           /* nothing more to that side until our KeyUpdate is out */
 	if (f->inpipe && c->wr[f->to]) {
 		/* No SPLICE_F_MORE: on a kTLS socket it would hold back a partial record until more data came. */
 		ssize_t n = splice(f->pipe[0], NULL, c->fd[f->to], NULL, f->inpipe, SPLICE_F_MOVE | SPLICE_F_NONBLOCK);

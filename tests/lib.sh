@@ -55,6 +55,14 @@ start_backend() {
   wait_port "$1"
 }
 
+# start_tls_backend PORT NAME [TLS-MAX]: the test backend over TLS (userspace OpenSSL, never kTLS) with
+# certificate $T/NAME.crt (make_cert NAME first), at most TLS-MAX (1.2 or 1.3, the default)
+start_tls_backend() {
+  "$B/tests/bin/http_backend" -q --tls "$T/$2.crt" "$T/$2.key" --tls-max "${3:-1.3}" "127.0.0.1:$1" 2>>"$T/backend.log" &
+  PIDS+=($!)
+  wait_port "$1"
+}
+
 # start_tlsoffd CONFIG PORT [ARGS...]: tlsoffd -f CONFIG, log in $T/tlsoffd.log; sets TLSOFFD_PID and CTL
 # (its control socket, a fresh one per daemon so several can run; `ctl ARGS` runs tlsoffctl against it).
 NCTL=0

@@ -2,6 +2,7 @@
  *
  *   backend add NAME server HOST:PORT [server HOST:PORT ...] [balance roundrobin|leastconn]
  *               [proxy-protocol v2] [connect-timeout MS]
+ *               [tls [ca FILE] [verify on|off] [sni NAME] [cert CHAIN.pem key KEY.pem]]
  *   frontend add NAME listen ADDR:PORT cert CHAIN.pem key KEY.pem [ocsp RESPONSE.der]
  *               [cert CHAIN.pem key KEY.pem [ocsp RESPONSE.der] ...] backend NAME [alpn h2,http/1.1] [tls-min 1.2|1.3] [datapath auto|splice|userspace]
  *               [handshake-timeout MS] [idle-timeout MS] [max-conns N] [nic-offload off|prefer]
@@ -24,6 +25,12 @@
  * NIC TLS offload accepts — instead of TLS 1.3; every other client is left alone (nic_pref.h). No
  * `require`: the kernel falls back to software silently (a full offload table, a rerouted flow), so the
  * daemon could never promise it, and refusing clients that lack TLS 1.2 AES-GCM would break handshakes.
+ *
+ * `tls` on a backend re-encrypts: tlsoffd is a TLS client (TLS >= 1.2) to each server and, where the kernel
+ * can take both legs, splices plaintext between two kTLS sockets. verify is on unless `verify off` is written:
+ * the server's chain against `ca FILE` (or the system's default store) and its name against `sni NAME`, else
+ * the host part of the server's address (a name, or an IP address matched against IP SANs). `sni` is also the
+ * SNI sent (an IP address sends none). `cert`/`key`: a client certificate for servers that ask for one.
  *
  * One parser, table-driven (struct cmd_opt rows), for a file and for a single command line. Errors are a
  * human-readable message; config_load prefixes "FILE:LINE: ". Nothing here opens sockets or certificates:
@@ -79,6 +86,12 @@ struct backend_conf {
 	unsigned connect_timeout_ms;
 	uint64_t drained;             /* bit i: servers[i] takes no new connections (server drain) */
 	unsigned line;                /* where it was defined (0: not from a file) */
+	/* re-encryption (`tls`): 0 = plain TCP to the servers */
+	int tls;
+	int tls_verify;               /* 1 (default) or 0 (`verify off`) */
+	char tls_ca[TLSOFF_PATH_MAX];     /* "" = the system's default trust store */
+	char tls_sni[TLSOFF_SNI_MAX];     /* "" = the host part of each server's address */
+	char tls_cert[TLSOFF_PATH_MAX], tls_key[TLSOFF_PATH_MAX];   /* client certificate, "" = none */
 };
 
 struct cert_conf {

@@ -128,6 +128,12 @@ enum tlsoff_be_attr {
 	TLSOFF_BE_BALANCE,               /* u32: 0 roundrobin, 1 leastconn */
 	TLSOFF_BE_PROXY_PROTOCOL,        /* u32: 0 off, 2 PROXY v2 */
 	TLSOFF_BE_CONNECT_TIMEOUT,       /* u32 ms */
+	TLSOFF_BE_TLS,                   /* flag: re-encrypt to the servers (TLS client) */
+	TLSOFF_BE_TLS_CA,                /* string path: trust anchors ("" / absent = system store) */
+	TLSOFF_BE_TLS_VERIFY,            /* u32: 1 verify the server (default), 0 `verify off` */
+	TLSOFF_BE_TLS_SNI,               /* string: SNI sent and name verified */
+	TLSOFF_BE_TLS_CERT,              /* string path: client certificate chain */
+	TLSOFF_BE_TLS_KEY,               /* string path: its key */
 	__TLSOFF_BE_MAX
 };
 #define TLSOFF_BE_MAX (__TLSOFF_BE_MAX - 1)
@@ -185,6 +191,9 @@ enum tlsoff_conn_attr {
 	TLSOFF_CONN_WORKER,              /* u32 */
 	TLSOFF_CONN_NIC_OFFLOAD,         /* string: the nic-offload decision ("preferred TLS 1.2 AES-GCM for eth0",
 					  * "not applicable: egress lo has no tls-hw-tx-offload"), "" when off */
+	TLSOFF_CONN_BACKEND_TLS,         /* string: the backend leg, "ktls" or "userspace"; "" = plain TCP */
+	TLSOFF_CONN_BACKEND_VERSION,     /* string "TLSv1.3": the backend leg's */
+	TLSOFF_CONN_BACKEND_CIPHER,      /* string: the backend leg's */
 	__TLSOFF_CONN_MAX
 };
 #define TLSOFF_CONN_MAX (__TLSOFF_CONN_MAX - 1)

@@ -11,6 +11,14 @@
 #include <openssl/ssl.h>
 #include "tlsoff/config.h"
 
+/* AEAD suites only (each one a kTLS row), in our order of preference; the same lists for the client leg
+ * (tls_ctx.c) and for the re-encrypted backend leg (backend_tls.c). */
+#define TLS12_CIPHERS "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:" \
+	"ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:" \
+	"ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305"
+#define TLS13_SUITES "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256"
+#define GROUPS "X25519:P-256:P-384"
+
 struct tls_frontend;
 
 /* Load every cert/key of the frontend. Returns NULL with err = "cert FILE: reason" on failure. */

@@ -1,6 +1,9 @@
 /* http_backend — a small real HTTP/1.1 server used as tlsoff's backend in tests and by `make run`.
  *
  *   http_backend [-q] ADDR:PORT          serve (one thread per connection, keep-alive)
+ *   http_backend [-q] --tls CERT KEY [--tls-max 1.2|1.3] ADDR:PORT
+ *                                        the same over TLS (OpenSSL in userspace, never kTLS): a re-encryption
+ *                                        target for tlsoffd (`backend add … tls`)
  *   http_backend --gen BYTES SEED        print the body GET /bytes/BYTES/SEED returns (for the tests' sha256)
  *
  * Routes:
@@ -29,10 +32,13 @@
 #include <sys/socket.h>
 #include <unistd.h>
 #include <openssl/evp.h>
+#include <openssl/ssl.h>
 
 #include "tlsoff/config.h"
 
 static int quiet;
+static SSL_CTX *tls_ctx;             /* --tls */
+static __thread SSL *tls;            /* this connection's, in its thread */
 
 struct gen { uint64_t s; };
 
@@ -66,9 +72,14 @@ static ssize_t rd_fill(struct rd *r)
 	if (r->off == r->len)
 		r->off = r->len = 0;
 	ssize_t n;
-	do
-		n = read(r->fd, r->buf + r->len, sizeof(r->buf) - r->len);
-	while (n < 0 && errno == EINTR);
+	if (tls) {
+		int got = SSL_read(tls, r->buf + r->len, (int)(sizeof(r->buf) - r->len));
+		n = got > 0 ? got : SSL_get_error(tls, got) == SSL_ERROR_ZERO_RETURN ? 0 : -1;
+	} else {
+		do
+			n = read(r->fd, r->buf + r->len, sizeof(r->buf) - r->len);
+		while (n < 0 && errno == EINTR);
+	}
 	if (n > 0)
 		r->len += (size_t)n;
 	return n;
@@ -114,7 +125,7 @@ static int write_all(int fd, const void *buf, size_t n)
 {
 	const char *p = buf;
 	while (n) {
-		ssize_t w = write(fd, p, n);
+		ssize_t w = tls ? SSL_write(tls, p, (int)n) : write(fd, p, n);
 		if (w < 0 && errno == EINTR)
 			continue;
 		if (w <= 0)
@@ -232,7 +243,17 @@ static void *serve(void *arg)
 	struct rd *r = calloc(1, sizeof(*r));
 	char line[8192], method[16], path[4096], who[512], ssl[600];
 	r->fd = fd;
-	read_proxy_header(r, who, sizeof(who), ssl, sizeof(ssl));
+	snprintf(who, sizeof(who), "no proxy header");
+	snprintf(ssl, sizeof(ssl), "no ssl tlv\n");
+	if (tls_ctx) {
+		if (!(tls = SSL_new(tls_ctx)) || SSL_set_fd(tls, fd) != 1 || SSL_accept(tls) != 1) {
+			if (!quiet)
+				fprintf(stderr, "http_backend: TLS handshake failed\n");
+			goto out;
+		}
+	} else {
+		read_proxy_header(r, who, sizeof(who), ssl, sizeof(ssl));
+	}
 	for (;;) {
 		if (rd_line(r, line, sizeof(line)) < 0 || sscanf(line, "%15s %4095s", method, path) != 2)
 			break;
@@ -329,6 +350,11 @@ static void *serve(void *arg)
 			break;
 	}
 out:
+	if (tls) {
+		SSL_shutdown(tls);
+		SSL_free(tls);
+		tls = NULL;
+	}
 	free(r);
 	close(fd);
 	return NULL;
@@ -354,8 +380,26 @@ int main(int argc, char **argv)
 		quiet = 1;
 		argv++, argc--;
 	}
+	if (argc >= 4 && !strcmp(argv[1], "--tls")) {
+		int max = TLS1_3_VERSION;
+		if (argc >= 6 && !strcmp(argv[4], "--tls-max")) {
+			max = !strcmp(argv[5], "1.2") ? TLS1_2_VERSION : TLS1_3_VERSION;
+			argv[4] = argv[2], argv[5] = argv[3];
+			argv += 2, argc -= 2;
+		}
+		/* SSL_OP_ENABLE_KTLS stays off: the tests count kTLS sessions, and only tlsoffd's may count. */
+		if (!(tls_ctx = SSL_CTX_new(TLS_server_method())) ||
+		    SSL_CTX_set_max_proto_version(tls_ctx, max) != 1 ||
+		    SSL_CTX_use_certificate_chain_file(tls_ctx, argv[2]) != 1 ||
+		    SSL_CTX_use_PrivateKey_file(tls_ctx, argv[3], SSL_FILETYPE_PEM) != 1) {
+			fprintf(stderr, "http_backend: --tls %s %s: cannot load\n", argv[2], argv[3]);
+			return 1;
+		}
+		argv += 3, argc -= 3;
+		argv[0] = "http_backend";
+	}
 	if (argc != 2) {
-		fprintf(stderr, "usage: http_backend [-q] ADDR:PORT | --gen BYTES SEED\n");
+		fprintf(stderr, "usage: http_backend [-q] [--tls CERT KEY [--tls-max 1.2|1.3]] ADDR:PORT | --gen BYTES SEED\n");
 		return 2;
 	}
 	struct tlsoff_addr a;

@@ -91,6 +91,29 @@ START_TEST(backend_defaults)
 }
 END_TEST
 
+/* Re-encryption: `tls` and its options, with safe defaults (verify on, system store, the server's name). */
+START_TEST(backend_tls_options)
+{
+	struct cmd c;
+	ck_assert_int_eq(parse("backend add b server 127.0.0.1:443", &c), 0);
+	ck_assert_int_eq(c.u.backend.tls, 0);
+	ck_assert_int_eq(parse("backend add b server 127.0.0.1:443 tls", &c), 0);
+	ck_assert_int_eq(c.u.backend.tls, 1);
+	ck_assert_int_eq(c.u.backend.tls_verify, 1);
+	ck_assert_str_eq(c.u.backend.tls_ca, "");
+	ck_assert_str_eq(c.u.backend.tls_sni, "");
+	ck_assert_msg(parse("backend add b server 127.0.0.1:443 tls ca /etc/ca.pem sni app.internal cert /c.pem "
+			    "key /k.pem connect-timeout 700", &c) == 0, "%s", err);
+	ck_assert_str_eq(c.u.backend.tls_ca, "/etc/ca.pem");
+	ck_assert_str_eq(c.u.backend.tls_sni, "app.internal");
+	ck_assert_str_eq(c.u.backend.tls_cert, "/c.pem");
+	ck_assert_str_eq(c.u.backend.tls_key, "/k.pem");
+	ck_assert_uint_eq(c.u.backend.connect_timeout_ms, 700);
+	ck_assert_int_eq(parse("backend add b server 127.0.0.1:443 tls verify off", &c), 0);
+	ck_assert_int_eq(c.u.backend.tls_verify, 0);
+}
+END_TEST
+
 START_TEST(frontend_add_full)
 {
 	struct cmd c;
@@ -182,6 +205,16 @@ static const struct { const char *cmd, *msg; } bad_cmds[] = {
 	{ "frontend add f listen 127.0.0.1:1 cert c key k backend b nic-offload require", "'require' is not one of off|prefer" },
 	{ "frontend add f listen 127.0.0.1:1 plain backend b nic-offload prefer", "'nic-offload' does not apply to a plain" },
 	{ "frontend del f extra", "frontend del: unexpected 'extra' after the name" },
+	{ "backend add b server 1.2.3.4:5 ca /ca.pem", "backend b: 'ca' needs 'tls'" },
+	{ "backend add b server 1.2.3.4:5 verify off", "'verify' needs 'tls'" },
+	{ "backend add b server 1.2.3.4:5 sni a.test", "'sni' needs 'tls'" },
+	{ "backend add b server 1.2.3.4:5 tls verify maybe", "verify: 'maybe' is not one of on|off" },
+	{ "backend add b server 1.2.3.4:5 tls sni \"a b\"", "sni: bad host name 'a b'" },
+	{ "backend add b server 1.2.3.4:5 tls cert /c.pem", "needs both 'cert CHAIN.pem' and 'key KEY.pem'" },
+	{ "backend add b server 1.2.3.4:5 tls key /k.pem", "needs both 'cert CHAIN.pem' and 'key KEY.pem'" },
+	{ "backend add b server 1.2.3.4:5 tls ca /ca.pem verify off", "'ca' with 'verify off' would not be used" },
+	{ "backend add b server 1.2.3.4:5 tls tls", "option 'tls' given twice" },
+	{ "backend add b server 1.2.3.4:5 tls ca", "option 'ca' needs a value" },
 	{ "tickets", "tickets: expected 'keys FILE'" },
 	{ "tickets key /k", "tickets: expected 'keys FILE'" },
 	{ "tickets keys", "usage: tickets keys FILE" },
@@ -297,6 +330,8 @@ START_TEST(runtime_commands_and_dump_round_trip)
 	static char dump1[8192], dump2[8192];
 	char *path = strdup(write_file("backend add app server 127.0.0.1:8080 server 127.0.0.1:8081 balance leastconn "
 				      "proxy-protocol v2\n"
+				      "backend add up-tls server 127.0.0.1:8443 tls ca ca.pem sni app.test cert cl.pem key cl.key\n"
+				      "backend add up-noverify server 127.0.0.1:8444 connect-timeout 900 tls verify off\n"
 				      "frontend add edge listen 127.0.0.1:8443 cert /c/a.pem key /c/a.key backend app "
 				      "alpn h2,http/1.1 tls-min 1.3 max-conns 7 nic-offload prefer\n"
 				      "frontend add raw listen 127.0.0.1:8080 plain backend app idle-timeout 900\n"
@@ -326,6 +361,12 @@ START_TEST(runtime_commands_and_dump_round_trip)
 	config_format(&cfg, collect, dump1);
 	ck_assert_msg(strstr(dump1, "server drain app 127.0.0.1:8082\n"), "%s", dump1);
 	ck_assert_msg(strstr(dump1, "cert \"/c/with space.pem\" key /c/b.key ocsp \"/c/b ocsp.der\""), "%s", dump1);
+	/* relative paths are the file's directory's, and every TLS option is written, verify included */
+	ck_assert_msg(strstr(dump1, "backend add up-tls server 127.0.0.1:8443 balance roundrobin connect-timeout 5000 "
+				    "tls ca /tmp/ca.pem verify on sni app.test cert /tmp/cl.pem key /tmp/cl.key\n"), "%s", dump1);
+	ck_assert_msg(strstr(dump1, "backend add up-noverify server 127.0.0.1:8444 balance roundrobin connect-timeout 900 "
+				    "tls verify off\n"), "%s", dump1);
+	ck_assert_msg(strstr(dump1, "cert \"/c/with space.pem\" key /c/b.key"), "%s", dump1);
 	ck_assert_msg(strstr(dump1, "alpn h2,http/1.1 tls-min 1.3"), "%s", dump1);
 	ck_assert_msg(strstr(dump1, " max-conns 7 nic-offload prefer\n"), "%s", dump1);
 	ck_assert_msg(strstr(dump1, "frontend add raw listen 127.0.0.1:8080 plain backend app idle-timeout 900\n"), "%s", dump1);
@@ -526,6 +567,7 @@ int main(void)
 	tcase_add_test(tc, split_words_quotes_comments);
 	tcase_add_test(tc, backend_add_full);
 	tcase_add_test(tc, backend_defaults);
+	tcase_add_test(tc, backend_tls_options);
 	tcase_add_test(tc, frontend_add_full);
 	tcase_add_test(tc, frontend_defaults);
 	tcase_add_loop_test(tc, bad_commands, 0, sizeof(bad_cmds) / sizeof(bad_cmds[0]));

@@ -34,6 +34,8 @@ static const char *const commands[] = {
 	"frontend add pt listen 127.0.0.1:443 passthrough sni *.a.test=x sni b.test=y default z handshake-timeout 700",
 	"frontend del web",
 	"backend add app server 127.0.0.1:1 server [::1]:2 balance leastconn proxy-protocol v2 connect-timeout 77",
+	"backend add up server 127.0.0.1:443 tls ca /ca.pem sni app.test cert /cl.pem key /cl.key connect-timeout 900",
+	"backend add up2 server [::1]:443 tls verify off",
 	"backend del app",
 	"server add app 127.0.0.1:9",
 	"server del app 127.0.0.1:9",

@@ -20,4 +20,7 @@ for t in tlsoff haproxy nginx stunnel hitch; do
   done
 done
 grep -q '^| \*\*tlsoff ÷ best peer\*\* |' "$T/bench/results.md" || fail "no ratio row in results.md"
+for png in cpu_per_gib handshakes; do
+  [ "$(head -c 4 "$T/bench/plots/$png.png" 2>/dev/null | tail -c 3)" = PNG ] || fail "no plot $png.png"
+done
 log "$(grep -c . "$tsv") results from 5 terminators"

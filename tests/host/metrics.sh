@@ -42,8 +42,8 @@ check_download "http://127.0.0.1:$PP" 2000000 3
 # a failed handshake (TLS 1.1 is refused) and a resumed one (session saved, then offered again)
 openssl s_client -tls1_1 -connect "127.0.0.1:$FP" </dev/null >/dev/null 2>&1 && fail "TLS 1.1 accepted"
 openssl s_client -tls1_2 -connect "127.0.0.1:$FP" -sess_out "$T/sess" </dev/null >/dev/null 2>&1 || fail "s_client"
-openssl s_client -tls1_2 -connect "127.0.0.1:$FP" -sess_in "$T/sess" </dev/null 2>/dev/null | grep -q '^Reused' ||
-  fail "session not resumed"
+openssl s_client -tls1_2 -connect "127.0.0.1:$FP" -sess_in "$T/sess" </dev/null >"$T/resumed.txt" 2>/dev/null || true
+grep -q '^Reused' "$T/resumed.txt" || fail "session not resumed"
 
 # open connections by frontend: one held open (a client that sends nothing after its handshake)
 python3 -c 'import socket, ssl, sys, time

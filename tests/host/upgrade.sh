@@ -149,8 +149,8 @@ log "steering before and after: $steerA"
 grep -q "takeover: tlsoffd pid $DB serves on our sockets now" "$T/A.log" || fail "A did not log the handover"
 exits0 "$DA" A
 # the metrics address: B bound it beside A (SO_REUSEPORT) and serves it alone now
-curl -sS --fail --max-time 5 "http://127.0.0.1:$MP/metrics" | grep -q '^tlsoff_build_info' ||
-  fail "no metrics from B after A left"
+curl -sS --fail --max-time 5 -o "$T/metrics.txt" "http://127.0.0.1:$MP/metrics" &&
+  grep -q '^tlsoff_build_info' "$T/metrics.txt" || fail "no metrics from B after A left"
 grep -q 'close frontend=edge' "$T/A.log" || fail "A served none of the transfers"
 log "A served $(grep -c 'close frontend=edge' "$T/A.log") connection(s), $(sed -n '/takeover: tlsoffd pid/,$p' "$T/A.log" | grep -c 'close frontend=edge') of them finished after the handover"
 more_shorts s1 2; more_shorts s2 2      # short connections after A is gone: B's alone

@@ -98,7 +98,7 @@ sclient() {
   local port=$1 v=$2 out=$3; shift 3
   printf 'GET /whoami/ssl HTTP/1.0\r\n\r\n' |
     timeout 30 openssl s_client -connect "127.0.0.1:$port" -servername localhost "-tls$v" -ign_eof "$@" >"$out" 2>&1 || true
-  grep -aEo '^(New|Reused),' "$out" | head -n1 | tr -d ,
+  grep -m1 -aEo '^(New|Reused),' "$out" | tr -d ,
   sed '1,/^\r$/d' "$out" | grep -a '^client=' || true
 }
 for v in 1_2 1_3; do

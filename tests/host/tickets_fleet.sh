@@ -61,7 +61,7 @@ connect() {
       -sess_out "$out.pem" "$@" >"$out.txt" 2>&1 || true
   grep -aq '^HTTP/1.[01] 200' "$out.txt" || { cat "$out.txt"; fail "s_client -tls$v to port $port: no HTTP response"; }
   local how
-  how=$(grep -aEo '^(New|Reused),' "$out.txt" | head -n1 | tr -d ,)
+  how=$(grep -m1 -aEo '^(New|Reused),' "$out.txt" | tr -d ,)
   [ "$how" = Reused ] || grep -q 'BEGIN SSL SESSION PARAMETERS' "$out.pem" 2>/dev/null ||
     fail "s_client -tls$v to port $port: no session saved"
   echo "$how"

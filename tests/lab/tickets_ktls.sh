@@ -48,10 +48,11 @@ connect() {
   printf 'GET /bytes/%s/%s HTTP/1.0\r\n\r\n' "$n" "$seed" |
     timeout 60 openssl s_client -connect "127.0.0.1:$port" -bind "127.0.0.1:$lp" -servername localhost "-tls$v" \
       -ign_eof -sess_out "$out.pem" "$@" >"$out.txt" 2>&1 || true
-  got=$(sed '1,/^\r$/d' "$out.txt" | head -c "$n" | sha256sum | cut -d' ' -f1)
+  sed '1,/^\r$/d' "$out.txt" >"$out.body"   # a file: head closing a pipe early would SIGPIPE sed (pipefail)
+  got=$(head -c "$n" "$out.body" | sha256sum | cut -d' ' -f1)
   want=$("$B/tests/bin/http_backend" --gen "$n" "$seed" | sha256sum | cut -d' ' -f1)
   [ "$got" = "$want" ] || { grep -a -v '^    [0-9a-f]\{4\} - ' "$out.txt" | head -c 3000; fail "s_client -tls$v to port $port: body sha256 $got, want $want"; }
-  how=$(grep -aEo '^(New|Reused),' "$out.txt" | head -n1 | tr -d ,)
+  how=$(grep -m1 -aEo '^(New|Reused),' "$out.txt" | tr -d ,)
   [ "$how" = Reused ] || grep -q 'BEGIN SSL SESSION PARAMETERS' "$out.pem" 2>/dev/null ||
     fail "s_client -tls$v to port $port: no session saved"
   echo "$how"

@@ -560,6 +560,28 @@ static void log_frontends(const struct generation *g)
  * listening before this returns, so a frontend accepts as soon as its command is acked), handed to the
  * workers. New frontends, certificates and backends apply to new connections; open connections keep the
  * generation they started with. On error (err set) nothing changes; on success cfg is consumed. */
+/* Wait until every worker has taken the pending listener sets (it does so right after its current batch
+ * of events), up to 2 s each. Returns 0, or -1 with err set ("the WHICH change"). */
+static int workers_took_change(struct runtime *rt, const char *which, char *err, size_t errlen)
+{
+	for (unsigned i = 0; i < rt->nworkers; i++) {
+		struct worker *w = &rt->workers[i];
+		struct timespec until;
+		clock_gettime(CLOCK_REALTIME, &until);
+		until.tv_sec += 2;
+		pthread_mutex_lock(&w->mu);
+		while (w->pending_ls && !rt->exited[i])
+			if (pthread_cond_timedwait(&w->cv, &w->mu, &until) == ETIMEDOUT)
+				break;
+		bool busy = w->pending_ls != NULL;
+		pthread_mutex_unlock(&w->mu);
+		if (busy)
+			return errf(err, errlen, "worker %u has not taken over the %s change within 2 s; try again", i,
+				    which);
+	}
+	return 0;
+}
+
 static int apply_generation(struct runtime *rt, struct config *cfg, const char *origin, char *err, size_t errlen)
 {
 	if (tickets_prepare(cfg->ticket_keys, err, errlen) < 0)
@@ -577,24 +599,11 @@ static int apply_generation(struct runtime *rt, struct config *cfg, const char *
 			return -1;
 		}
 	}
-	/* Changes come back to back (tlsoffctl -batch, orchestration): give each worker up to 2 s to take
-	 * over the previous one (it does so right after its current batch of events). */
-	for (unsigned i = 0; i < rt->nworkers; i++) {
-		struct worker *w = &rt->workers[i];
-		struct timespec until;
-		clock_gettime(CLOCK_REALTIME, &until);
-		until.tv_sec += 2;
-		pthread_mutex_lock(&w->mu);
-		while (w->pending_ls && !rt->exited[i])
-			if (pthread_cond_timedwait(&w->cv, &w->mu, &until) == ETIMEDOUT)
-				break;
-		bool busy = w->pending_ls != NULL;
-		pthread_mutex_unlock(&w->mu);
-		if (busy) {
-			snprintf(err, errlen, "worker %u has not taken over the previous change within 2 s; try again", i);
-			gen_free(g);
-			return -1;
-		}
+	/* Changes come back to back (tlsoffctl -batch, orchestration): the workers must have taken the
+	 * previous one. */
+	if (workers_took_change(rt, "previous", err, errlen) < 0) {
+		gen_free(g);
+		return -1;
 	}
 	struct listener **sets = calloc(rt->nworkers, sizeof(*sets));
 	unsigned *counts = calloc(rt->nworkers, sizeof(*counts));
@@ -1108,22 +1117,8 @@ int engine_listeners(struct runtime *rt, int (*fn)(int fd, const char *frontend,
 	}
 	/* A change the workers have not taken yet would leave its new sockets out: wait for it, as
 	 * apply_config does. The sets cannot change under us afterwards: changes come from this thread. */
-	for (unsigned i = 0; i < rt->nworkers; i++) {
-		struct worker *w = &rt->workers[i];
-		struct timespec until;
-		clock_gettime(CLOCK_REALTIME, &until);
-		until.tv_sec += 2;
-		pthread_mutex_lock(&w->mu);
-		while (w->pending_ls && !rt->exited[i])
-			if (pthread_cond_timedwait(&w->cv, &w->mu, &until) == ETIMEDOUT)
-				break;
-		bool busy = w->pending_ls != NULL;
-		pthread_mutex_unlock(&w->mu);
-		if (busy) {
-			snprintf(err, errlen, "worker %u has not taken over the last change within 2 s; try again", i);
-			return -1;
-		}
-	}
+	if (workers_took_change(rt, "last", err, errlen) < 0)
+		return -1;
 	/* The sets, copied under each worker's lock; fn (which may wait for the client) runs without it. They
 	 * stay valid meanwhile: a worker changes its set or closes it only on a request from this thread. */
 	int rc = 0;

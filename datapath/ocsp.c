@@ -1,6 +1,7 @@
 /* ocsp.c — OCSP stapling from a file per certificate: validation, the status callback, file watching.
  * The contract is in include/tlsoff/ocsp.h. */
 #include "tlsoff/ocsp.h"
+#include "tlsoff/file_id.h"
 #include "tlsoff/log.h"
 
 #include <errno.h>
@@ -185,14 +186,6 @@ out:
 
 /* ---- staples -------------------------------------------------------------------------------------- */
 
-struct file_id {
-	bool exists;
-	dev_t dev;
-	ino_t ino;
-	off_t size;
-	struct timespec mtime, ctime;
-};
-
 struct ocsp_staple {
 	struct ocsp_staple *next;      /* the registry; registry_mu */
 	unsigned refs;                 /* registry_mu */
@@ -220,35 +213,6 @@ static uint64_t mono_ms(void)
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
-static void file_id_of(const struct stat *st, struct file_id *id)
-{
-	memset(id, 0, sizeof(*id));
-	id->exists = true;
-	id->dev = st->st_dev;
-	id->ino = st->st_ino;
-	id->size = st->st_size;
-	id->mtime = st->st_mtim;
-	id->ctime = st->st_ctim;
-}
-
-static bool same_file(const struct file_id *a, const struct file_id *b)
-{
-	if (a->exists != b->exists)
-		return false;
-	return !a->exists || (a->dev == b->dev && a->ino == b->ino && a->size == b->size &&
-			      a->mtime.tv_sec == b->mtime.tv_sec && a->mtime.tv_nsec == b->mtime.tv_nsec &&
-			      a->ctime.tv_sec == b->ctime.tv_sec && a->ctime.tv_nsec == b->ctime.tv_nsec);
-}
-
-static void stat_id(const char *path, struct file_id *id)
-{
-	struct stat st;
-	if (stat(path, &st) == 0)
-		file_id_of(&st, id);
-	else
-		memset(id, 0, sizeof(*id));
 }
 
 /* The whole file; NULL with err set. */
@@ -460,10 +424,10 @@ void ocsp_tick(void)
 		expire_locked(st, wall);          /* said when it happens, not at the next handshake */
 		pthread_mutex_unlock(&st->mu);
 		struct file_id id;
-		stat_id(st->path, &id);
-		if (same_file(&id, &st->seen)) {
+		file_id_stat(st->path, &id);
+		if (file_id_same(&id, &st->seen)) {
 			st->have_changed = false;
-		} else if (!st->have_changed || !same_file(&id, &st->changed)) {
+		} else if (!st->have_changed || !file_id_same(&id, &st->changed)) {
 			st->changed = id;         /* changed: read it once it has stayed so for one more check */
 			st->have_changed = true;
 		} else {

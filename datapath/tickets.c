@@ -7,6 +7,7 @@
  * new set under the write lock (writer-preferring, so a busy fleet of handshakes never starves a reload)
  * and frees the old one afterwards: no worker can still hold it. */
 #include "tlsoff/tickets.h"
+#include "tlsoff/file_id.h"
 #include "tlsoff/log.h"
 
 #include <errno.h>
@@ -41,16 +42,6 @@ struct keyset {
  * read lock by the workers' callback. */
 static struct keyset *cur;
 static pthread_rwlock_t lock = PTHREAD_RWLOCK_WRITER_NONRECURSIVE_INITIALIZER_NP;
-
-/* What a file looked like when it was read (or when reading it failed). */
-struct file_id {
-	bool exists;
-	dev_t dev;
-	ino_t ino;
-	off_t size;
-	mode_t mode;
-	struct timespec mtime, ctime;
-};
 
 /* Everything else belongs to the main thread; state_mu makes the API safe from any thread anyway. */
 static pthread_mutex_t state_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -135,36 +126,6 @@ static void install(struct keyset *ks)
 
 /* ---- the file ------------------------------------------------------------------------------------- */
 
-static void file_id_of(const struct stat *st, struct file_id *id)
-{
-	memset(id, 0, sizeof(*id));
-	id->exists = true;
-	id->dev = st->st_dev;
-	id->ino = st->st_ino;
-	id->size = st->st_size;
-	id->mode = st->st_mode;
-	id->mtime = st->st_mtim;
-	id->ctime = st->st_ctim;
-}
-
-static bool same_file(const struct file_id *a, const struct file_id *b)
-{
-	if (a->exists != b->exists)
-		return false;
-	return !a->exists || (a->dev == b->dev && a->ino == b->ino && a->size == b->size &&
-			      a->mtime.tv_sec == b->mtime.tv_sec && a->mtime.tv_nsec == b->mtime.tv_nsec &&
-			      a->ctime.tv_sec == b->ctime.tv_sec && a->ctime.tv_nsec == b->ctime.tv_nsec);
-}
-
-static void stat_id(const char *path, struct file_id *id)
-{
-	struct stat st;
-	if (stat(path, &st) == 0)
-		file_id_of(&st, id);
-	else
-		memset(id, 0, sizeof(*id));
-}
-
 static int b64_value(unsigned char c)
 {
 	if (c >= 'A' && c <= 'Z')
@@ -221,7 +182,7 @@ static struct keyset *load_file(const char *path, struct file_id *id, char *err,
 	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
 	if (fd < 0) {
 		errf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
-		stat_id(path, id);
+		file_id_stat(path, id);
 		return NULL;
 	}
 	if (fstat(fd, &st) < 0) {
@@ -451,10 +412,10 @@ void tickets_tick(void)
 	}
 	S.next_check_ms = now + TICKETS_CHECK_MS;
 	struct file_id id;
-	stat_id(S.path, &id);
-	if (same_file(&id, &S.seen)) {
+	file_id_stat(S.path, &id);
+	if (file_id_same(&id, &S.seen)) {
 		S.have_changed = false;
-	} else if (!S.have_changed || !same_file(&id, &S.changed)) {
+	} else if (!S.have_changed || !file_id_same(&id, &S.changed)) {
 		S.changed = id;          /* changed: read it once it has stayed so for one more check */
 		S.have_changed = true;
 	} else if (reload_locked(err, sizeof(err)) < 0) {

@@ -20,7 +20,12 @@ endif
 CLANG    ?= clang
 BPFTOOL  ?= bpftool
 PKG_CONFIG ?= pkg-config
-B        := build
+# SANITIZE=address,undefined builds everything with those sanitizers, in its own tree (build/san) so the
+# objects of the two configurations never mix.
+ifneq ($(SANITIZE),)
+B        ?= build/san
+endif
+B        ?= build
 
 PKGS      := openssl libnl-3.0 libnl-genl-3.0 libnl-route-3.0 libbpf libsystemd
 PKG_CFLAGS := $(shell $(PKG_CONFIG) --cflags $(PKGS) 2>/dev/null)
@@ -28,7 +33,6 @@ PKG_LIBS   := $(shell $(PKG_CONFIG) --libs $(PKGS) 2>/dev/null)
 CHECK_CFLAGS := $(shell $(PKG_CONFIG) --cflags check 2>/dev/null)
 CHECK_LIBS   := $(shell $(PKG_CONFIG) --libs check 2>/dev/null)
 
-# SANITIZE=address,undefined builds everything with those sanitizers (reliability issue).
 ifneq ($(SANITIZE),)
 SAN_FLAGS := -fsanitize=$(SANITIZE) -fno-omit-frame-pointer
 endif
@@ -57,7 +61,7 @@ TBIN_BINS  := $(patsubst tests/bin/%.c,$(B)/tests/bin/%,$(TBIN_SRCS))
 
 PROGS := $(if $(wildcard datapath/tlsoffd.c),$(B)/tlsoffd) $(if $(CTL_SRCS),$(B)/tlsoffctl)
 
-.PHONY: all deps install uninstall test test-unit test-host test-lab test-matrix run lab-shell clean bench
+.PHONY: all deps install uninstall test test-unit test-host test-san test-lab test-matrix run lab-shell clean bench
 all: $(BPF_OBJS) $(BPF_SKELS) $(LIB) $(PROGS) $(UNIT_BINS) $(TBIN_BINS)
 
 deps:
@@ -90,7 +94,9 @@ $(B)/tests/unit/%: $(B)/obj/tests/unit/%.o $(LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) $^ $(LDLIBS) $(CHECK_LIBS) -o $@
 $(B)/obj/tests/unit/%.o: CFLAGS += $(CHECK_CFLAGS)
-$(B)/tests/bin/%: $(B)/obj/tests/bin/%.o $(LIB)
+# Sanitized builds link the helpers with tests/helpers_no_leak_check.c (it says why).
+TBIN_EXTRA := $(if $(findstring address,$(SANITIZE)),$(B)/obj/tests/helpers_no_leak_check.o)
+$(B)/tests/bin/%: $(B)/obj/tests/bin/%.o $(LIB) $(TBIN_EXTRA)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) $^ $(LDLIBS) -o $@
 
@@ -103,15 +109,26 @@ $(B)/tests/bin/%: $(B)/obj/tests/bin/%.o $(LIB)
 # `make test` and `make run` install what they need themselves (scripts/deps is a quick no-op when done).
 # LAB_KERNELS picks the lab kernels. The default is the whole matrix: 5.10 (no kTLS: the fallback), 6.1,
 # 6.12 (kTLS, no rekey) and latest (rekey); a stage takes 3-7 minutes. `make test LAB_KERNELS=latest` for one.
+#
+# make test also builds the tree again with TEST_SANITIZE (address,undefined; empty: no such stage) into
+# build/san and runs the unit and host tests from it (stage "san", scripts/run-tests says how reports fail a
+# test). `make test SANITIZE=address,undefined` runs the whole suite on the sanitized build alone (the lab
+# too, when LAB_KERNELS names kernels; by default it does not, the guests are slow enough).
+TEST_SANITIZE ?= address,undefined
+ifneq ($(SANITIZE),)
+LAB_KERNELS ?=
+SAN_B := $(B)
+else
+SAN_B := $(if $(TEST_SANITIZE),build/san)
+endif
 LAB_KERNELS ?= 5.10 6.1 6.12 latest
-test:
+test test-unit test-host test-san test-lab:
 	@scripts/deps
 	@$(MAKE) --no-print-directory all
-	@scripts/run-tests --lab-kernels "$(LAB_KERNELS)" $(TEST_ARGS)
-test-unit test-host test-lab:
-	@scripts/deps
-	@$(MAKE) --no-print-directory all
-	@scripts/run-tests --only $(patsubst test-%,%,$@) --lab-kernels "$(LAB_KERNELS)" $(TEST_ARGS)
+	@$(if $(and $(SAN_B),$(filter test test-san,$@),$(if $(SANITIZE),,x)),$(MAKE) --no-print-directory all SANITIZE=$(TEST_SANITIZE) B=$(SAN_B))
+	@scripts/run-tests --build $(B) $(if $(filter test test-san,$@),$(if $(SAN_B),--san-build $(SAN_B))) \
+		$(if $(filter test,$@),,--only $(patsubst test-%,%,$@)) \
+		--lab-kernels "$(LAB_KERNELS)" $(TEST_ARGS)
 test-matrix:   # the whole matrix whatever LAB_KERNELS says
 	@$(MAKE) --no-print-directory test LAB_KERNELS="5.10 6.1 6.12 latest"
 run:

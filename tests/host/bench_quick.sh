@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# sanitize: skip (a benchmark driver run for the peers; tlsoffd under ASan is covered by the other tests)
 # timeout: 300
 # scripts/bench --quick (what `make bench` runs, with small sizes) so the driver never rots: every terminator
 # (tlsoffd, haproxy, nginx, stunnel, hitch) starts from its generated configuration, serves every workload,

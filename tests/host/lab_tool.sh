@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# sanitize: skip (QEMU guests: the lab tool itself, no daemon of ours to sanitize)
 # The lab tool itself (scripts/ktls-lab): kernels boot, kTLS is there where it should be, and COMMAND's
 # stdout/stderr/exit status, cwd, environment and --share behave. Seven guest boots (TCG, ~8-20 s each on
 # an idle 2-core machine); the first run also fetches the four kernels (~50-110 MB each, see docs/lab.md).

@@ -119,9 +119,10 @@ cat >"$T/small.conf" <<CONF
 backend add app server 127.0.0.1:$BP
 frontend add small listen 127.0.0.1:$P2 cert $T/edge.crt key $T/edge.key backend app
 CONF
-(ulimit -n 64; exec "$B/tlsoffd" -f "$T/small.conf" --workers 2 2>"$T/small.log") &
+(ulimit -n 64; exec "$B/tlsoffd" -f "$T/small.conf" --control "$T/ctl.small" --workers 2 2>"$T/small.log") &
 SMALL=$!; PIDS+=("$SMALL")
-wait_port "$P2"
+for _ in $(seq 100); do ss -Htln "sport = :$P2" | grep . >/dev/null && break; sleep 0.1; done
+ss -Htln "sport = :$P2" | grep . >/dev/null || fail "tlsoffd under ulimit -n 64 does not listen: $(tail -n 5 "$T/small.log")"
 check_download "https://127.0.0.1:$P2" 1000 1
 for _ in $(seq 100); do grep -q 'close frontend=small ' "$T/small.log" && break; sleep 0.1; done
 sleep 0.2
@@ -152,12 +153,12 @@ printf '%s\n' "backend add app server 127.0.0.1:$BP" \
   "frontend add ok listen 127.0.0.1:$BX cert $T/edge.crt key $T/edge.key backend app" \
   "frontend add broken listen 127.0.0.1:$BY cert $T/edge.crt key $T/edge.key backend app idle-timeout soon" \
   >"$T/broken.conf"
-rc=0; timeout 5 "$B/tlsoffd" -f "$T/broken.conf" >"$T/out" 2>&1 || rc=$?
+rc=0; timeout 5 "$B/tlsoffd" -f "$T/broken.conf" --control "$T/ctl.broken" >"$T/out" 2>&1 || rc=$?
 [ "$rc" -ne 0 ] && [ "$rc" -ne 124 ] || fail "broken config: exit $rc"
 grep -q "^tlsoffd: $T/broken.conf:3: frontend broken: idle-timeout: 'soon'" "$T/out" || fail "no FILE:LINE: message: $(cat "$T/out")"
 printf '%s\n' "backend add app server 127.0.0.1:$BP" "frontend add x listen 127.0.0.1:$BX cert $T/edge.crt" \
   >"$T/broken2.conf"
-rc=0; timeout 5 "$B/tlsoffd" -f "$T/broken2.conf" >"$T/out" 2>&1 || rc=$?
+rc=0; timeout 5 "$B/tlsoffd" -f "$T/broken2.conf" --control "$T/ctl.broken2" >"$T/out" 2>&1 || rc=$?
 [ "$rc" -ne 0 ] && [ "$rc" -ne 124 ] && grep -q "broken2.conf:2: " "$T/out" || fail "missing key: exit $rc, $(cat "$T/out")"
 # cert/key mismatch: --check names it; served anyway, nothing listens and the exit is non-zero
 printf '%s\n' "backend add app server 127.0.0.1:$BP" \
@@ -166,7 +167,7 @@ printf '%s\n' "backend add app server 127.0.0.1:$BP" \
 rc=0; "$B/tlsoffd" -f "$T/mismatch.conf" --check >"$T/out" 2>&1 || rc=$?
 [ "$rc" -eq 1 ] && grep -q "mismatch.conf:3: frontend mism: key $T/other.key: .*key values mismatch" "$T/out" ||
   fail "--check with a mismatched key: exit $rc, $(cat "$T/out")"
-rc=0; timeout 5 "$B/tlsoffd" -f "$T/mismatch.conf" >"$T/out" 2>&1 || rc=$?
+rc=0; timeout 5 "$B/tlsoffd" -f "$T/mismatch.conf" --control "$T/ctl.mismatch" >"$T/out" 2>&1 || rc=$?
 [ "$rc" -ne 0 ] && [ "$rc" -ne 124 ] && grep -q "frontend mism (line 3): .*mismatch" "$T/out" || fail "mismatch served: exit $rc, $(cat "$T/out")"
 rc=0; "$B/tlsoffd" -f "$T/tlsoff.conf" --check >"$T/out" 2>&1 || rc=$?
 [ "$rc" -eq 0 ] && grep -q "ok (3 frontends, 1 backends)" "$T/out" || fail "--check on a good file: exit $rc, $(cat "$T/out")"
@@ -174,7 +175,7 @@ rc=0; "$B/tlsoffd" -f "$T/tlsoff.conf" --check >"$T/out" 2>&1 || rc=$?
 printf '%s\n' "backend add app server 127.0.0.1:$BP" \
   "frontend add ok listen 127.0.0.1:$BX cert $T/edge.crt key $T/edge.key backend app" \
   "frontend add dup listen 127.0.0.1:$FD cert $T/edge.crt key $T/edge.key backend app" >"$T/busy.conf"
-rc=0; timeout 5 "$B/tlsoffd" -f "$T/busy.conf" >"$T/out" 2>&1 || rc=$?
+rc=0; timeout 5 "$B/tlsoffd" -f "$T/busy.conf" --control "$T/ctl.busy" >"$T/out" 2>&1 || rc=$?
 [ "$rc" -ne 0 ] && [ "$rc" -ne 124 ] && grep -q "listen 127.0.0.1:$FD: Address already in use" "$T/out" ||
   fail "a second tlsoffd on port $FD: exit $rc, $(cat "$T/out")"
 [ "$(ss -Htln "sport = :$FD" | wc -l)" -eq 2 ] || fail "port $FD: expected only the first tlsoffd's 2 listeners"
@@ -187,7 +188,7 @@ drain_daemon() {
   DPORT=$(free_port)
   printf '%s\n' "backend add app server 127.0.0.1:$BP" \
     "frontend add $name listen 127.0.0.1:$DPORT cert $T/edge.crt key $T/edge.key backend app" >"$T/$name.conf"
-  "$B/tlsoffd" -f "$T/$name.conf" --workers 2 "$@" 2>"$T/$name.log" &
+  "$B/tlsoffd" -f "$T/$name.conf" --control "$T/ctl.$name" --workers 2 "$@" 2>"$T/$name.log" &
   DPID=$!; PIDS+=("$DPID")
   wait_port "$DPORT"
 }

@@ -211,7 +211,7 @@ void conn_free(struct conn *c)
 			close(c->fd[s]);          /* closing removes it from epoll */
 	struct flow *fl[2] = { &c->up, &c->down };
 	for (int i = 0; i < 2; i++) {
-		free(fl[i]->buf);
+		relay_flow_buf_release(fl[i]);
 		for (int p = 0; p < 2; p++)
 			if (fl[i]->pipe[p] >= 0)
 				close(fl[i]->pipe[p]);

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # sanitize: skip (a benchmark driver run for the peers; tlsoffd under ASan is covered by the other tests)
-# timeout: 300
+# timeout: 420
 # scripts/bench --quick (what `make bench` runs, with small sizes) so the driver never rots: every terminator
 # (tlsoffd, haproxy, nginx, stunnel, hitch) starts from its generated configuration, serves every workload,
 # and the report has a value per terminator and workload plus the tlsoff ÷ best peer row. The numbers of a
@@ -24,4 +24,22 @@ grep -q '^| \*\*tlsoff ÷ best peer\*\* |' "$T/bench/results.md" || fail "no rat
 for png in cpu_per_gib handshakes; do
   [ "$(head -c 4 "$T/bench/plots/$png.png" 2>/dev/null | tail -c 3)" = PNG ] || fail "no plot $png.png"
 done
+grep -q $'^tlsoff\tdown1\tmachine_cpu_s_per_gib\t' "$tsv" || fail "no whole-machine CPU figure"
 log "$(grep -c . "$tsv") results from 5 terminators"
+
+# --tcp: the sockmap frontends against the peers' TCP modes, in front of a backend that ends TLS itself
+TLSOFF_BUILD=$B "$ROOT/scripts/bench" --quick --tcp --out "$T/tcp" >"$T/tcp.out" 2>&1 || { tail -20 "$T/tcp.out"; fail "scripts/bench --quick --tcp failed"; }
+tsv=$T/tcp/results.tsv
+for t in tlsoff-plain tlsoff-passthrough haproxy-tcp nginx-tcp; do
+  for wm in "down1 mb_per_s" "up8 mb_per_s" "down8 machine_cpu_s_per_gib" "hs per_s" "rr per_s" "idle kb_per_conn"; do
+    set -- $wm
+    v=$(awk -F'\t' -v t="$t" -v w="$1" -v m="$2" '$1 == t && $2 == w && $3 == m { print $4 }' "$tsv")
+    [ -n "$v" ] || fail "--tcp: no $1 $2 for $t"
+    case $2 in mb_per_s|per_s|machine_cpu_s_per_gib) awk -v v="$v" 'BEGIN { exit !(v > 0) }' || fail "--tcp: $t $1 $2 = $v" ;; esac
+  done
+done
+grep -q '^crypto' "$tsv" && fail "--tcp: relays do no crypto, yet a crypto floor was reported"
+for o in tlsoff-plain tlsoff-passthrough; do
+  grep -q "^| \*\*$o ÷ best peer\*\* |" "$T/tcp/results.md" || fail "--tcp: no ratio row for $o"
+done
+log "--tcp: $(grep -c . "$tsv") results from 4 relays"

@@ -44,7 +44,9 @@ for args in "--tls 1.3" "--tls 1.2" "--tls 1.3 --side client" "--tls 1.2 --side 
   grep -qxF "install: FAILED errno=2: $reason" "$T/install.out" || fail "install reason differs from the probe's ($args)"
 done
 
-log "the probe is quick (fd leaks: test_ktls probe_leaves_no_fd)"
+# Not a benchmark: a bound far above its ~10 ms (also under ASan, also on a loaded CI machine) that only a
+# probe waiting on something (a module load, a timeout) would cross.
+log "the probe does not wait on anything (fd leaks: test_ktls probe_leaves_no_fd)"
 python3 - "$B/tlsoffd" <<'PY' || fail "probe too slow"
 import subprocess, sys, time
 t = time.monotonic()
@@ -52,6 +54,6 @@ for _ in range(10):
     subprocess.run([sys.argv[1], "--probe"], check=True, stdout=subprocess.DEVNULL)
 per = (time.monotonic() - t) / 10
 print(f"# {per * 1000:.1f} ms per probe")
-assert per < 0.1, per
+assert per < 1.0, per
 PY
 log "pass"

@@ -317,6 +317,10 @@ static SSL_CTX *new_ctx(const struct frontend_conf *fc, struct tls_frontend *tf)
 		return NULL;
 	}
 	SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);   /* stateless tickets only */
+	/* One TLS 1.3 ticket per handshake, not OpenSSL's 2 (Go's crypto/tls sends one too): clients use a
+	 * ticket once and every resumption brings a fresh one, so the second is a session encoding, a ticket
+	 * encryption, a record and a write() per full handshake that one-shot clients throw away. */
+	SSL_CTX_set_num_tickets(ctx, 1);
 	/* Test hook: read-ahead makes OpenSSL hold application data at the handoff, which the kTLS path
 	 * must forward (tests/lab/tlsoffd_buffered.sh). Off in production: it only adds copies. */
 	if (getenv("TLSOFF_TEST_READ_AHEAD"))

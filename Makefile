@@ -61,7 +61,7 @@ TBIN_BINS  := $(patsubst tests/bin/%.c,$(B)/tests/bin/%,$(TBIN_SRCS))
 
 PROGS := $(if $(wildcard datapath/tlsoffd.c),$(B)/tlsoffd) $(if $(CTL_SRCS),$(B)/tlsoffctl)
 
-.PHONY: all deps install uninstall test test-unit test-host test-san test-lab test-matrix run lab-shell clean bench
+.PHONY: all deps install uninstall test test-unit test-host test-san test-lab test-matrix run lab-shell clean bench tls-scan
 all: $(BPF_OBJS) $(BPF_SKELS) $(LIB) $(PROGS) $(UNIT_BINS) $(TBIN_BINS)
 
 deps:
@@ -141,6 +141,12 @@ bench:
 	@scripts/deps
 	@$(MAKE) --no-print-directory all
 	@scripts/bench $(BENCH_ARGS)
+# testssl.sh against tlsoffd with the shipped configuration (docs/security.md); TLS_SCAN_ARGS: --key rsa,
+# --quick, --server stunnel (the reference that fails), --severity LOW.
+tls-scan:
+	@scripts/deps
+	@$(MAKE) --no-print-directory all
+	@scripts/tls-scan $(TLS_SCAN_ARGS)
 KERNEL ?= latest
 lab-shell:   # .cache/run is shared writable so `scripts/run` (the make run demo) works inside too
 	@scripts/deps

@@ -27,6 +27,7 @@
 enum ep_kind { EP_LISTENER, EP_CONN_CLIENT, EP_CONN_BACKEND, EP_WAKE };
 
 struct backend_tls;
+struct privdrop;
 
 struct backend_rt {
 	struct backend_conf conf;
@@ -214,6 +215,7 @@ struct engine_opts {
 	struct takeover *takeover;                   /* non-NULL: serve on the sockets taken from the old daemon */
 	const char *exe;                             /* our binary (absolute), re-executed by SIGUSR2 */
 	char *const *argv;                           /* ... with these arguments and --takeover */
+	const struct privdrop *drop;                 /* become this user once set up; NULL: stay */
 };
 
 /* Daemon-wide counters (relaxed atomics; SIGUSR1 logs them, tlsoffctl stats will show them). */

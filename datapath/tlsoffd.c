@@ -14,6 +14,7 @@
 #include <stdarg.h>
 
 #include "engine.h"
+#include "tlsoff/cleanse_alloc.h"
 #include "tlsoff/config.h"
 #include "tlsoff/control.h"
 #include "tlsoff/ktls.h"
@@ -126,6 +127,11 @@ int main(int argc, char **argv)
 	long n;
 	struct engine_opts eo = { .workers = 0, .drain_seconds = 30, .control_path = TLSOFF_CONTROL_PATH };
 
+	/* Before OpenSSL allocates anything: every block it frees is wiped (secrets in freed SSL objects). */
+	if (cleanse_alloc_install() < 0) {
+		fprintf(stderr, "tlsoffd: cannot install the wiping allocator (OpenSSL allocated before main)\n");
+		return 1;
+	}
 	while ((opt = getopt_long(argc, argv, "f:jw:l:hu:", longopts, NULL)) != -1) {
 		switch (opt) {
 		case 'f': file = optarg; break;

@@ -20,6 +20,7 @@
 
 #include "engine.h"
 #include "tlsoff/privdrop.h"
+#include "tlsoff/stack_scrub.h"
 #include "tlsoff/control.h"
 #include "tlsoff/log.h"
 #include "tlsoff/netdev.h"
@@ -237,6 +238,10 @@ static void *worker_main(void *arg)
 			}
 		}
 		conn_reap(w);
+		if (w->scrub_stack) {   /* secrets OpenSSL left in the frames it returned from */
+			w->scrub_stack = false;
+			stack_scrub();
+		}
 		if (woken && atomic_load(&run_state) == RUNNING)
 			apply_pending(w);
 		if (woken)

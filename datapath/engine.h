@@ -145,6 +145,7 @@ struct worker {
 	char smap_why[512];
 	uint8_t *peek;                               /* passthrough: CLIENT_HELLO_MAX bytes for MSG_PEEK */
 	bool diag_failed;                            /* ... and not retried per connection if that failed */
+	bool scrub_stack;                            /* this batch ran TLS key material: stack_scrub() after it */
 	/* reload: listeners prepared by the main thread, taken by the worker on its next wake-up */
 	pthread_mutex_t mu;
 	struct listener *pending_ls;

@@ -251,13 +251,6 @@ int main(int argc, char **argv)
 		fprintf(stderr, "tlsoffd: %s\n", err);
 		return 1;
 	}
-	/* An empty file is fine when frontends will arrive over the control socket (orchestration). */
-	if (cfg.nfrontends == 0 && (!eo.control_path || check)) {
-		fprintf(stderr, "tlsoffd: %s: no frontend configured%s\n", file,
-			check ? "" : " (and no control socket to add one)");
-		config_free(&cfg);
-		return 1;
-	}
 	/* The user to become once set up: --user, else the file's `user` line. Looked up now, so that a
 	 * name that does not exist fails --check and the start, not the switch. */
 	struct privdrop drop;
@@ -275,6 +268,13 @@ int main(int argc, char **argv)
 			return 1;
 		}
 		eo.drop = &drop;
+	}
+	/* An empty file is fine when frontends will arrive over the control socket (orchestration). */
+	if (cfg.nfrontends == 0 && (!eo.control_path || check)) {
+		fprintf(stderr, "tlsoffd: %s: no frontend configured%s\n", file,
+			check ? "" : " (and no control socket to add one)");
+		config_free(&cfg);
+		return 1;
 	}
 	if (check) {   /* certificates and keys load too: the same code the engine runs */
 		for (unsigned i = 0; i < cfg.nfrontends; i++) {

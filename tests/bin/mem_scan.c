@@ -6,7 +6,8 @@
  *
  * KEYLOG is an NSS key log (SSLKEYLOGFILE, openssl s_client -keylogfile): "LABEL CLIENT_RANDOM SECRET" in
  * hex. Every secret is looked for in binary form and as hex text (lower and upper case: OpenSSL builds the
- * key log line in memory), in every readable mapping of /proc/PID/maps, read through /proc/PID/mem (needs
+ * key log line in memory), in every writable mapping of /proc/PID/maps (heap, stacks, anonymous maps, the
+ * secure heap, data sections: where a secret computed at run time can be), read through /proc/PID/mem (needs
  * root, or CAP_SYS_PTRACE, for a non-dumpable process). "locked" means the mapping is mlock()ed (smaps
  * VmFlags "lo"): OpenSSL's secure heap, where tlsoffd keeps what KeyUpdate needs. Exit 0 unless the scan
  * itself failed (no process, unreadable memory, bad key log).
@@ -34,7 +35,7 @@ struct secret {
 
 struct mapping {
 	uint64_t start, end;
-	bool readable, locked;
+	bool writable, locked;
 	char desc[256];
 };
 
@@ -102,7 +103,7 @@ static struct mapping *load_maps(int pid, size_t *n)
 			memset(m, 0, sizeof(*m));
 			m->start = a;
 			m->end = b;
-			m->readable = perms[0] == 'r';
+			m->writable = perms[0] == 'r' && perms[1] == 'w';
 			const char *name = line + off;
 			while (*name == ' ')
 				name++;
@@ -147,7 +148,7 @@ int main(int argc, char **argv)
 	uint8_t *buf = malloc(CHUNK + overlap);
 	for (size_t i = 0; buf && i < nmap; i++) {
 		const struct mapping *m = &maps[i];
-		if (!m->readable || strstr(m->desc, "[vvar") || strstr(m->desc, "[vsyscall]"))
+		if (!m->writable || strstr(m->desc, "[vvar") || strstr(m->desc, "[vsyscall]"))
 			continue;
 		nscanned++;
 		for (uint64_t at = m->start; at < m->end; at += CHUNK) {

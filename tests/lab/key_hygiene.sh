@@ -1,0 +1,107 @@
+#!/usr/bin/env bash
+# timeout: 180
+# Least privilege and key hygiene on the splice (kTLS) datapath. tlsoffd --user nobody: after setup it runs
+# as nobody with CAP_NET_BIND_SERVICE, CAP_NET_ADMIN and CAP_BPF only, non-dumpable. Real openssl s_client
+# peers (two TLS 1.3, one TLS 1.2) log their secrets (-keylogfile) and hold their connections open after a
+# transfer; tests/bin/mem_scan then reads all of tlsoffd's writable memory through /proc/PID/mem:
+#   - while open: no secret at all, except on kernels that can rekey kTLS (6.14+) the current TLS 1.3
+#     application traffic secrets (CLIENT_/SERVER_TRAFFIC_SECRET_0), which KeyUpdate needs, and those only
+#     in locked memory (the secure heap) — there they must be found, once each;
+#   - after they closed: none at all.
+# The bodies' sha256 must match, every close line must say splice + kTLS both ways in software (sock_diag
+# still works with the reduced capabilities), and neither the private key nor any secret is in the log.
+# The scanner is checked against a process that does hold secrets: one of the s_client peers.
+source "${TLSOFF_ROOT:-$(dirname "$0")/../..}/tests/lib.sh"
+need openssl setpriv
+
+[ "${TLSOFF_LAB_KERNEL:-}" = 5.10 ] && skip "no kTLS on 5.10: the userspace datapath keeps OpenSSL's secrets (docs/security.md)"
+"$B/tlsoffd" --probe -j >"$T/probe.json"
+grep -q '"ulp":true' "$T/probe.json" || skip "this kernel has no kTLS"
+grep -q '"rekey":true' "$T/probe.json" && rekey=true || rekey=false
+id nobody >/dev/null 2>&1 || skip "no user nobody"
+
+edge_tlsoffd splice --workers 1 --user nobody -l debug
+PID=$TLSOFFD_PID
+expect_log 'privileges: running as user nobody \(uid 65534\)'
+
+log "[${SECONDS}s] privileges: uid, capabilities, dumpable"
+caps=$(awk '/^Uid:/ { print $2, $3, $4, $5 } /^Cap(Eff|Prm|Amb|Bnd):/ { print $1, $2 }' "/proc/$PID/status" | tr '\n' ' ')
+want_caps="65534 65534 65534 65534 CapPrm: 0000008000001400 CapEff: 0000008000001400 CapBnd: 0000008000001400 CapAmb: 0000008000001400 "
+[ "$caps" = "$want_caps" ] || fail "tlsoffd's uids and capabilities: '$caps', want '$want_caps' (net_bind_service, net_admin, bpf)"
+# A non-dumpable process's /proc files belong to root, and its own user cannot read them.
+[ "$(stat -c %u "/proc/$PID/environ")" = 0 ] || fail "tlsoffd is dumpable: /proc/$PID/environ is not root's"
+if setpriv --reuid=65534 --regid=65534 --clear-groups cat "/proc/$PID/environ" >/dev/null 2>&1; then
+  fail "user nobody can read tlsoffd's /proc/$PID/environ"
+fi
+
+log "[${SECONDS}s] two TLS 1.3 connections and a TLS 1.2 one: a transfer each, then held open"
+body_len=300000
+want=$("$B/tests/bin/http_backend" --gen "$body_len" 7 | sha256sum | cut -d' ' -f1)
+client_pids=()
+i=0
+for v in -tls1_3 -tls1_3 -tls1_2; do
+  i=$((i + 1))
+  mkfifo "$T/in$i"
+  openssl s_client -quiet -no_ign_eof "$v" -connect "127.0.0.1:$FP" -servername localhost \
+    -keylogfile "$T/keys.log" <"$T/in$i" >"$T/out$i" 2>"$T/err$i" &
+  client_pids+=($!); PIDS+=($!)
+  eval "exec $((10 + i))>\"\$T/in$i\""
+  printf 'GET /bytes/%s/7 HTTP/1.1\r\nHost: localhost\r\n\r\n' "$body_len" >&$((10 + i))
+done
+for i in 1 2 3; do   # each response complete: headers + body
+  for _ in $(seq 200); do [ "$(stat -c %s "$T/out$i")" -gt "$body_len" ] && break; sleep 0.1; done
+  [ "$(stat -c %s "$T/out$i")" -gt "$body_len" ] || fail "connection $i: response incomplete ($(stat -c %s "$T/out$i") bytes)"
+done
+n13=$(grep -c '^CLIENT_TRAFFIC_SECRET_0 ' "$T/keys.log" || true)
+n12=$(grep -c '^CLIENT_RANDOM ' "$T/keys.log" || true)
+[ "$n13" = 2 ] && [ "$n12" = 1 ] || fail "key log: $n13 TLS 1.3 and $n12 TLS 1.2 connections, want 2 and 1"
+
+log "[${SECONDS}s] the scanner finds secrets where they are: in an s_client peer"
+"$B/tests/bin/mem_scan" "${client_pids[0]}" "$T/keys.log" >"$T/scan.client"
+grep -q '^CLIENT_TRAFFIC_SECRET_0 .* binary ' "$T/scan.client" || { cat "$T/scan.client"; fail "mem_scan did not find the secrets s_client holds"; }
+
+log "[${SECONDS}s] tlsoffd's memory while the connections are open"
+"$B/tests/bin/mem_scan" "$PID" "$T/keys.log" >"$T/scan.open"
+tail -n1 "$T/scan.open"
+if $rekey; then
+  # KeyUpdate needs the two current traffic secrets of each open TLS 1.3 connection: in locked memory only.
+  bad=$(grep -v '^scanned ' "$T/scan.open" | grep -Ev '^(CLIENT|SERVER)_TRAFFIC_SECRET_0 [0-9a-f]+ binary [0-9a-f]+ locked ' || true)
+  [ -z "$bad" ] || { echo "$bad"; fail "secrets beyond the KeyUpdate allowance in tlsoffd's memory while open"; }
+  kept=$(grep -cE '^(CLIENT|SERVER)_TRAFFIC_SECRET_0 .* locked ' "$T/scan.open" || true)
+  [ "$kept" = 4 ] || { cat "$T/scan.open"; fail "want the 4 TLS 1.3 traffic secrets once each in the secure heap, found $kept"; }
+  log "open: only the 4 TLS 1.3 traffic secrets KeyUpdate needs, in locked memory"
+else
+  grep -v '^scanned ' "$T/scan.open" && fail "secrets in tlsoffd's memory while open (this kernel cannot rekey: none may stay)"
+  log "open: no secret (no kTLS rekey on this kernel: nothing kept)"
+fi
+
+log "[${SECONDS}s] close them: bodies intact, all three spliced with kTLS both ways"
+for i in 1 2 3; do eval "exec $((10 + i))>&-"; done
+for p in "${client_pids[@]}"; do wait "$p" || true; done
+for i in 1 2 3; do
+  sed '1,/^\r$/d' "$T/out$i" >"$T/body$i"
+  [ "$(sha256 "$T/body$i")" = "$want" ] || fail "connection $i: body sha256 differs ($(stat -c %s "$T/body$i") bytes)"
+done
+for _ in $(seq 50); do [ "$(grep -c ' close ' "$T/tlsoffd.log" || true)" -ge 3 ] && break; sleep 0.1; done
+n=$(grep -cE 'close .*datapath=splice ktls=tx\+rx kmode=tx:sw,rx:sw ' "$T/tlsoffd.log" || true)
+[ "$n" = 3 ] || { grep ' close ' "$T/tlsoffd.log"; fail "want 3 spliced kTLS connections (sock_diag modes), got $n"; }
+
+log "[${SECONDS}s] tlsoffd's memory after they closed"
+"$B/tests/bin/mem_scan" "$PID" "$T/keys.log" >"$T/scan.closed"
+tail -n1 "$T/scan.closed"
+grep -v '^scanned ' "$T/scan.closed" && fail "secrets left in tlsoffd's memory after the connections closed"
+
+log "[${SECONDS}s] the log has neither the private key nor any secret"
+priv=$(openssl pkey -in "$T/edge.key" -noout -text | sed -n '/^priv:/,/^pub:/p' | sed '1d;$d' | tr -d ' :\n')
+[ "${#priv}" = 66 ] && priv=${priv#00}
+[ "${#priv}" -ge 60 ] || fail "cannot read the private scalar of $T/edge.key"
+# One grep per form (process starts are slow under TCG): hex as text, the bytes themselves (the log as
+# hex), and the lines of the PEM key.
+{ echo "$priv"; awk '{ print $3 }' "$T/keys.log"; } | tr 'A-F' 'a-f' >"$T/secrets.hex"
+od -An -v -tx1 "$T/tlsoffd.log" | tr -d ' \n' >"$T/log.hex"
+grep -v '^-----' "$T/edge.key" >"$T/key.b64"
+! grep -iF -f "$T/secrets.hex" "$T/tlsoffd.log" || fail "a secret (or the private key) in hex is in the log"
+! grep -qF -f "$T/secrets.hex" "$T/log.hex" || fail "the bytes of a secret (or of the private key) are in the log"
+! grep -F -f "$T/key.b64" "$T/tlsoffd.log" || fail "a line of the PEM private key is in the log"
+kill -0 "$PID" || fail "tlsoffd died"
+log "[${SECONDS}s] ok: $(wc -l <"$T/keys.log") key log lines; none where they may not be"

@@ -12,6 +12,7 @@
 # still works with the reduced capabilities), and neither the private key nor any secret is in the log.
 # The scanner is checked against a process that does hold secrets: one of the s_client peers.
 source "${TLSOFF_ROOT:-$(dirname "$0")/../..}/tests/lib.sh"
+source "$ROOT/tests/keylog_lib.sh"
 need openssl setpriv
 
 [ "${TLSOFF_LAB_KERNEL:-}" = 5.10 ] && skip "no kTLS on 5.10: the userspace datapath keeps OpenSSL's secrets (docs/security.md)"
@@ -35,29 +36,15 @@ if setpriv --reuid=65534 --regid=65534 --clear-groups cat "/proc/$PID/environ" >
 fi
 
 log "[${SECONDS}s] two TLS 1.3 connections and a TLS 1.2 one: a transfer each, then held open"
-body_len=300000
-want=$("$B/tests/bin/http_backend" --gen "$body_len" 7 | sha256sum | cut -d' ' -f1)
-client_pids=()
-i=0
-for v in -tls1_3 -tls1_3 -tls1_2; do
-  i=$((i + 1))
-  mkfifo "$T/in$i"
-  openssl s_client -quiet -no_ign_eof "$v" -connect "127.0.0.1:$FP" -servername localhost \
-    -keylogfile "$T/keys.log" <"$T/in$i" >"$T/out$i" 2>"$T/err$i" &
-  client_pids+=($!); PIDS+=($!)
-  eval "exec $((10 + i))>\"\$T/in$i\""
-  printf 'GET /bytes/%s/7 HTTP/1.1\r\nHost: localhost\r\n\r\n' "$body_len" >&$((10 + i))
-done
-for i in 1 2 3; do   # each response complete: headers + body
-  for _ in $(seq 200); do [ "$(stat -c %s "$T/out$i")" -gt "$body_len" ] && break; sleep 0.1; done
-  [ "$(stat -c %s "$T/out$i")" -gt "$body_len" ] || fail "connection $i: response incomplete ($(stat -c %s "$T/out$i") bytes)"
-done
+sc_open 1 -tls1_3 "$FP" 300000 7
+sc_open 2 -tls1_3 "$FP" 300000 8
+sc_open 3 -tls1_2 "$FP" 300000 9
 n13=$(grep -c '^CLIENT_TRAFFIC_SECRET_0 ' "$T/keys.log" || true)
 n12=$(grep -c '^CLIENT_RANDOM ' "$T/keys.log" || true)
 [ "$n13" = 2 ] && [ "$n12" = 1 ] || fail "key log: $n13 TLS 1.3 and $n12 TLS 1.2 connections, want 2 and 1"
 
 log "[${SECONDS}s] the scanner finds secrets where they are: in an s_client peer"
-"$B/tests/bin/mem_scan" "${client_pids[0]}" "$T/keys.log" >"$T/scan.client"
+"$B/tests/bin/mem_scan" "${SC_PIDS[1]}" "$T/keys.log" >"$T/scan.client"
 grep -q '^CLIENT_TRAFFIC_SECRET_0 .* binary ' "$T/scan.client" || { cat "$T/scan.client"; fail "mem_scan did not find the secrets s_client holds"; }
 
 log "[${SECONDS}s] tlsoffd's memory while the connections are open"
@@ -76,12 +63,9 @@ else
 fi
 
 log "[${SECONDS}s] close them: bodies intact, all three spliced with kTLS both ways"
-for i in 1 2 3; do eval "exec $((10 + i))>&-"; done
-for p in "${client_pids[@]}"; do wait "$p" || true; done
-for i in 1 2 3; do
-  sed '1,/^\r$/d' "$T/out$i" >"$T/body$i"
-  [ "$(sha256 "$T/body$i")" = "$want" ] || fail "connection $i: body sha256 differs ($(stat -c %s "$T/body$i") bytes)"
-done
+sc_close 1 300000 7
+sc_close 2 300000 8
+sc_close 3 300000 9
 for _ in $(seq 50); do [ "$(grep -c ' close ' "$T/tlsoffd.log" || true)" -ge 3 ] && break; sleep 0.1; done
 n=$(grep -cE 'close .*datapath=splice ktls=tx\+rx kmode=tx:sw,rx:sw ' "$T/tlsoffd.log" || true)
 [ "$n" = 3 ] || { grep ' close ' "$T/tlsoffd.log"; fail "want 3 spliced kTLS connections (sock_diag modes), got $n"; }
@@ -92,16 +76,6 @@ tail -n1 "$T/scan.closed"
 grep -v '^scanned ' "$T/scan.closed" && fail "secrets left in tlsoffd's memory after the connections closed"
 
 log "[${SECONDS}s] the log has neither the private key nor any secret"
-priv=$(openssl pkey -in "$T/edge.key" -noout -text | sed -n '/^priv:/,/^pub:/p' | sed '1d;$d' | tr -d ' :\n')
-[ "${#priv}" = 66 ] && priv=${priv#00}
-[ "${#priv}" -ge 60 ] || fail "cannot read the private scalar of $T/edge.key"
-# One grep per form (process starts are slow under TCG): hex as text, the bytes themselves (the log as
-# hex), and the lines of the PEM key.
-{ echo "$priv"; awk '{ print $3 }' "$T/keys.log"; } | tr 'A-F' 'a-f' >"$T/secrets.hex"
-od -An -v -tx1 "$T/tlsoffd.log" | tr -d ' \n' >"$T/log.hex"
-grep -v '^-----' "$T/edge.key" >"$T/key.b64"
-! grep -iF -f "$T/secrets.hex" "$T/tlsoffd.log" || fail "a secret (or the private key) in hex is in the log"
-! grep -qF -f "$T/secrets.hex" "$T/log.hex" || fail "the bytes of a secret (or of the private key) are in the log"
-! grep -F -f "$T/key.b64" "$T/tlsoffd.log" || fail "a line of the PEM private key is in the log"
+no_secret_in_log "$T/edge.key" "$T/tlsoffd.log"
 kill -0 "$PID" || fail "tlsoffd died"
 log "[${SECONDS}s] ok: $(wc -l <"$T/keys.log") key log lines; none where they may not be"

@@ -1221,9 +1221,14 @@ static pid_t upgrade_exec(const struct engine_opts *opts)
 	return pid;
 }
 
-static int drop_privileges(const struct privdrop *pd, char *err, size_t errlen)
+static int drop_privileges(const struct privdrop *pd, const char *control_path, char *err, size_t errlen)
 {
 	char why[TLSOFF_ERR_MAX], caps[160];
+	/* The SIGUSR2 upgrade's new process runs as the user from its start and takes the sockets over
+	 * through the control socket: the user must be able to connect to it (its group stays). */
+	if (control_path && geteuid() == 0 && pd->uid != 0 && chown(control_path, pd->uid, (gid_t)-1) < 0)
+		log_warn("control socket %s: cannot give it to user %s (%s): an upgrade (SIGUSR2) will fail",
+			 control_path, pd->user, strerror(errno));
 	if (privdrop_apply(pd, why, sizeof(why)) < 0) {
 		snprintf(err, errlen, "cannot run as user %s: %s", pd->user, why);
 		return -1;
@@ -1354,7 +1359,7 @@ int engine_run(struct config *cfg, const struct engine_opts *opts, const struct 
 
 	/* Listeners bound, BPF loaded, control socket and metrics listener open, keys read: from here on the
 	 * daemon needs no more than privdrop_kept_caps. Before the workers start: capabilities are per thread. */
-	if (opts->drop && drop_privileges(opts->drop, err, sizeof(err)) < 0) {
+	if (opts->drop && drop_privileges(opts->drop, opts->control_path, err, sizeof(err)) < 0) {
 		log_err("%s", err);
 		atomic_store(&run_state, STOPPING);
 		main_loop_close(&ml);

@@ -5,7 +5,8 @@
 # /proc/PID/status), non-dumpable, and still does all it did as root: TLS and plain (sockmap) traffic
 # (sha256), a SIGHUP reload that replaces the certificate (read as nobody), tlsoffctl (status, conn show,
 # config dump, frontend add on a port below 1024 and on a high one, metrics listen). A key nobody cannot
-# read fails the reload with the reason, and the running configuration stays.
+# read fails the reload with the reason, and the running configuration stays. A SIGUSR2 upgrade starts the
+# new process as nobody (ambient capabilities) and it takes the sockets over.
 source "${TLSOFF_ROOT:-$(dirname "$0")/../..}/tests/lib.sh"
 need curl openssl setpriv
 [ "$(id -u)" = 0 ] || skip "needs root (to start as root and drop to nobody)"
@@ -100,6 +101,19 @@ grep "reload: .*one.key" "$T/tlsoffd.log" | tail -n1
 [ "$(served "$FP")" = "$(fp "$T/two.crt")" ] || fail "a failed reload changed the certificate"
 check_download "https://127.0.0.1:$FP" 300000 36
 kill -0 "$PID" || fail "tlsoffd died"
+
+log "upgrade (SIGUSR2): the new process starts as nobody and takes the sockets over"
+chmod 640 "$T/one.key"   # the new process loads the file as nobody
+kill -USR2 "$PID"
+for _ in $(seq 100); do grep -q 'takeover: tlsoffd pid [0-9]* serves on our sockets now' "$T/tlsoffd.log" && break; sleep 0.1; done
+NEW=$(sed -n 's/.*takeover: tlsoffd pid \([0-9]*\) serves on our sockets now.*/\1/p' "$T/tlsoffd.log")
+[ -n "$NEW" ] || { tail -n 20 "$T/tlsoffd.log"; fail "no takeover after SIGUSR2"; }
+PIDS+=("$NEW")
+caps=$(awk '/^(Uid|Gid):/ { print $1, $2, $3, $4, $5 } /^(Groups|Cap(Inh|Prm|Eff|Bnd|Amb)):/ { print $1, $2 }' "/proc/$NEW/status" | tr '\n' ' ')
+[ "$caps" = "$want" ] || fail "the upgraded tlsoffd's ids and capabilities: '$caps', want '$want'"
+[ "$(stat -c %u "/proc/$NEW/environ")" = 0 ] || fail "the upgraded tlsoffd is dumpable"
+check_download "https://127.0.0.1:$FP" 300000 37
+ctl status >/dev/null || fail "tlsoffctl against the upgraded daemon"
 
 log "a user that does not exist fails the start, and --check says so"
 printf 'user no-such-user-tlsoff\nbackend add app server 127.0.0.1:%s\n' "$BP" >"$T/bad.conf"

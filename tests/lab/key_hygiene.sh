@@ -8,8 +8,9 @@
 #     application traffic secrets (CLIENT_/SERVER_TRAFFIC_SECRET_0), which KeyUpdate needs, and those only
 #     in locked memory (the secure heap) — there they must be found, once each;
 #   - after they closed: none at all.
-# The bodies' sha256 must match, every close line must say splice + kTLS both ways in software (sock_diag
-# still works with the reduced capabilities), and neither the private key nor any secret is in the log.
+# The bodies' sha256 must match; `tlsoffctl stats` and `conn show` and every close line must say splice +
+# kTLS both ways in software (/proc/net/tls_stat and sock_diag still work as nobody, non-dumpable); neither
+# the private key nor any secret is in the log.
 # The scanner is checked against a process that does hold secrets: one of the s_client peers.
 source "${TLSOFF_ROOT:-$(dirname "$0")/../..}/tests/lib.sh"
 source "$ROOT/tests/keylog_lib.sh"
@@ -42,6 +43,12 @@ sc_open 3 -tls1_2 "$FP" 300000 9
 n13=$(grep -c '^CLIENT_TRAFFIC_SECRET_0 ' "$T/keys.log" || true)
 n12=$(grep -c '^CLIENT_RANDOM ' "$T/keys.log" || true)
 [ "$n13" = 2 ] && [ "$n12" = 1 ] || fail "key log: $n13 TLS 1.3 and $n12 TLS 1.2 connections, want 2 and 1"
+
+# As nobody and non-dumpable the daemon still reads /proc/net/tls_stat and sock_diag's kTLS info.
+ctl stats >"$T/stats" || fail "tlsoffctl stats"
+awk '$1 == "TlsCurrTxSw" && $2 >= 3 { ok = 1 } END { exit !ok }' "$T/stats" || { cat "$T/stats"; fail "stats: TlsCurrTxSw below 3"; }
+ctl conn show >"$T/conns" || fail "tlsoffctl conn show"
+[ "$(grep -cE ' splice +sw +sw ' "$T/conns" || true)" = 3 ] || { cat "$T/conns"; fail "conn show: want 3 spliced connections, kTLS sw both ways"; }
 
 log "[${SECONDS}s] the scanner finds secrets where they are: in an s_client peer"
 "$B/tests/bin/mem_scan" "${SC_PIDS[1]}" "$T/keys.log" >"$T/scan.client"

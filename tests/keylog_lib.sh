@@ -3,9 +3,10 @@
 # keeps of those secrets in its memory (tests/bin/mem_scan) and in its log.
 
 SC_PIDS=()
-# sc_open I VERSION PORT BYTES SEED: peer I (1-9) runs `openssl s_client VERSION` (-tls1_2, -tls1_3) to
-# 127.0.0.1:PORT, sends GET /bytes/BYTES/SEED over HTTP/1.1 (keep-alive: the connection stays open) and
-# waits until the whole response is in $T/sc$I.out.
+# sc_open I VERSION PORT BYTES SEED: peer I (1-9) starts `openssl s_client VERSION` (-tls1_2, -tls1_3) to
+# 127.0.0.1:PORT and sends GET /bytes/BYTES/SEED over HTTP/1.1 (keep-alive: the connection stays open);
+# sc_wait I BYTES waits until the whole response is in $T/sc$I.out. Several peers start before the first
+# wait: process starts are slow under TCG, and they overlap.
 sc_open() {
   local i=$1 v=$2 port=$3 n=$4 seed=$5
   mkfifo "$T/sc$i.in"
@@ -16,16 +17,23 @@ sc_open() {
   SC_PIDS[$i]=$!; PIDS+=($!)
   eval "exec $((20 + i))>\"\$T/sc$i.in\""   # stdin stays open until sc_close
   printf 'GET /bytes/%s/%s HTTP/1.1\r\nHost: localhost\r\n\r\n' "$n" "$seed" >&$((20 + i))
+}
+sc_wait() {
+  local i=$1 n=$2
   for _ in $(seq 300); do [ "$(stat -c %s "$T/sc$i.out")" -gt "$n" ] && return 0; sleep 0.1; done
   cat "$T/sc$i.err"
-  fail "s_client $i ($v): response incomplete ($(stat -c %s "$T/sc$i.out") bytes of more than $n)"
+  fail "s_client $i: response incomplete ($(stat -c %s "$T/sc$i.out") bytes of more than $n)"
 }
 
-# sc_close I BYTES SEED: end peer I's stdin (it sends close_notify and exits); its body's sha256 must match.
+# sc_close I...: end the peers' stdin (each sends close_notify and exits) and wait for them;
+# sc_check I BYTES SEED: peer I's body's sha256 must match.
 sc_close() {
+  local i
+  for i in "$@"; do eval "exec $((20 + i))>&-"; done
+  for i in "$@"; do wait "${SC_PIDS[$i]}" || true; done
+}
+sc_check() {
   local i=$1
-  eval "exec $((20 + i))>&-"
-  wait "${SC_PIDS[$i]}" || true
   sed '1,/^\r$/d' "$T/sc$i.out" >"$T/sc$i.body"
   [ "$(sha256 "$T/sc$i.body")" = "$("$B/tests/bin/http_backend" --gen "$2" "$3" | sha256sum | cut -d' ' -f1)" ] ||
     fail "s_client $i: body sha256 differs ($(stat -c %s "$T/sc$i.body") bytes, want $2)"

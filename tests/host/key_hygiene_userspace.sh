@@ -14,6 +14,8 @@ need openssl
 edge_tlsoffd userspace --workers 1 -l debug
 sc_open 1 -tls1_3 "$FP" 500000 41
 sc_open 2 -tls1_2 "$FP" 500000 42
+sc_wait 1 500000
+sc_wait 2 500000
 
 log "while open: what the userspace datapath keeps, and no handshake secret"
 "$B/tests/bin/mem_scan" "$TLSOFFD_PID" "$T/keys.log" >"$T/scan.open"
@@ -22,8 +24,9 @@ grep -q '^CLIENT_TRAFFIC_SECRET_0 ' "$T/scan.open" || fail "mem_scan did not fin
 ! grep -E '^(CLIENT|SERVER)_HANDSHAKE_TRAFFIC_SECRET ' "$T/scan.open" || fail "handshake secrets outlive the handshake"
 
 log "after close: none"
-sc_close 1 500000 41
-sc_close 2 500000 42
+sc_close 1 2
+sc_check 1 500000 41
+sc_check 2 500000 42
 for _ in $(seq 50); do [ "$(grep -c ' close ' "$T/tlsoffd.log" || true)" -ge 2 ] && break; sleep 0.1; done
 [ "$(grep -c 'close .*datapath=userspace' "$T/tlsoffd.log" || true)" = 2 ] || fail "want 2 closed userspace connections"
 "$B/tests/bin/mem_scan" "$TLSOFFD_PID" "$T/keys.log" >"$T/scan.closed"

@@ -39,6 +39,8 @@ fi
 log "[${SECONDS}s] a TLS 1.3 and a TLS 1.2 connection: a transfer each, then held open"
 sc_open 1 -tls1_3 "$FP" 300000 7
 sc_open 2 -tls1_2 "$FP" 300000 8
+sc_wait 1 300000
+sc_wait 2 300000
 n13=$(grep -c '^CLIENT_TRAFFIC_SECRET_0 ' "$T/keys.log" || true)
 n12=$(grep -c '^CLIENT_RANDOM ' "$T/keys.log" || true)
 [ "$n13" = 1 ] && [ "$n12" = 1 ] || fail "key log: $n13 TLS 1.3 and $n12 TLS 1.2 connections, want 1 and 1"
@@ -69,8 +71,9 @@ else
 fi
 
 log "[${SECONDS}s] close them: bodies intact, both spliced with kTLS both ways"
-sc_close 1 300000 7
-sc_close 2 300000 8
+sc_close 1 2
+sc_check 1 300000 7
+sc_check 2 300000 8
 for _ in $(seq 50); do [ "$(grep -c ' close ' "$T/tlsoffd.log" || true)" -ge 2 ] && break; sleep 0.1; done
 n=$(grep -cE 'close .*datapath=splice ktls=tx\+rx kmode=tx:sw,rx:sw ' "$T/tlsoffd.log" || true)
 [ "$n" = 2 ] || { grep ' close ' "$T/tlsoffd.log"; fail "want 2 spliced kTLS connections (sock_diag modes), got $n"; }

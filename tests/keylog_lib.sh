@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # tests/keylog_lib.sh — sourced after tests/lib.sh by the key hygiene tests: openssl s_client peers that log
 # their secrets to $T/keys.log (NSS key log) and hold their connection open, and checks on what tlsoffd
 # keeps of those secrets in its memory (tests/bin/mem_scan) and in its log.
@@ -14,7 +15,7 @@ sc_open() {
   ( for f in 21 22 23 24 25 26 27 28 29; do eval "exec $f>&-"; done
     exec openssl s_client -quiet -no_ign_eof "$v" -connect "127.0.0.1:$port" -servername localhost \
       -keylogfile "$T/keys.log" <"$T/sc$i.in" >"$T/sc$i.out" 2>"$T/sc$i.err" ) &
-  SC_PIDS[$i]=$!; PIDS+=($!)
+  SC_PIDS[i]=$!; PIDS+=($!)
   eval "exec $((20 + i))>\"\$T/sc$i.in\""   # stdin stays open until sc_close
   printf 'GET /bytes/%s/%s HTTP/1.1\r\nHost: localhost\r\n\r\n' "$n" "$seed" >&$((20 + i))
 }

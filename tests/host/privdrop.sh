@@ -10,7 +10,7 @@
 source "${TLSOFF_ROOT:-$(dirname "$0")/../..}/tests/lib.sh"
 need curl openssl setpriv
 [ "$(id -u)" = 0 ] || skip "needs root (to start as root and drop to nobody)"
-id nobody >/dev/null 2>&1 && getent group nogroup >/dev/null || skip "no user nobody / group nogroup"
+{ id nobody && getent group nogroup; } >/dev/null 2>&1 || skip "no user nobody / group nogroup"
 
 # What the daemon reads after the drop must be readable by nobody: the directory, and the key by its group.
 chmod 711 "$T"

@@ -184,7 +184,7 @@ _tlsoffctl()
         elif [[ $cur == -* ]]; then
             _tlsoffctl_reply "-j -p -s -batch -force -V --help"
         else
-            _tlsoffctl_reply "frontend backend server cert conn stats status offload config tickets metrics"
+            _tlsoffctl_reply "frontend backend server cert conn stats status offload config tickets metrics user"
         fi
         return 0
     fi

@@ -46,3 +46,23 @@ int cmd_metrics(struct ctl *c, int argc, char **argv)
 		return argc ? ctl_help("metrics") : ctl_usage(c, "metrics", "usage: metrics listen ADDR:PORT | metrics off");
 	return ctl_change(c, "metrics", argc, argv);
 }
+
+/* user NAME [group GROUP]: a dump carries the daemon's user so that `tlsoffd -f dump` starts the same daemon;
+ * -batch replays the dump into a running daemon, which switched user when it started and cannot switch
+ * again (it has no CAP_SETUID left). Checked, then skipped with a note. */
+int cmd_user(struct ctl *c, int argc, char **argv)
+{
+	char *words[8], err[TLSOFF_ERR_MAX];
+	struct cmd cmd;
+	if (argc == 0 || ctl_wants_help(argc, argv))
+		return argc ? ctl_help("user") : ctl_usage(c, "user", "usage: user NAME [group GROUP]");
+	if (argc + 1 > 8)
+		return ctl_usage(c, "user", "usage: user NAME [group GROUP]");
+	words[0] = "user";
+	memcpy(words + 1, argv, (size_t)argc * sizeof(*argv));
+	if (cmd_parse(argc + 1, words, &cmd, err, sizeof(err)) < 0)
+		return ctl_usage(c, "user", "%s", err);
+	fprintf(stderr, "tlsoffctl: user %s: not changed: tlsoffd takes its user from the file it starts with\n",
+		cmd.u.user.name);
+	return EXIT_OK;
+}

@@ -21,6 +21,7 @@ int cmd_offload(struct ctl *c, int argc, char **argv);
 int cmd_config(struct ctl *c, int argc, char **argv);
 int cmd_tickets(struct ctl *c, int argc, char **argv);
 int cmd_metrics(struct ctl *c, int argc, char **argv);
+int cmd_user(struct ctl *c, int argc, char **argv);
 
 const struct object ctl_objects[] = {
 	{ "frontend", cmd_frontend,
@@ -59,6 +60,8 @@ const struct object ctl_objects[] = {
 	{ "metrics", cmd_metrics,
 	  "metrics listen ADDR:PORT   serve Prometheus metrics at http://ADDR:PORT/metrics\n"
 	  "metrics off\n" },
+	{ "user", cmd_user,
+	  "user NAME [group GROUP]    (config dump's line; tlsoffd switches user only at start: a no-op here)\n" },
 	{ NULL, NULL, NULL },
 };
 

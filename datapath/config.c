@@ -519,6 +519,23 @@ static int parse_tickets(int argc, char **argv, struct cmd *out, char *err, size
 	return path_arg("tickets keys", argv[2], out->u.tickets.keys, err, errlen);
 }
 
+/* user NAME [group GROUP] */
+static int parse_user(int argc, char **argv, struct cmd *out, char *err, size_t errlen)
+{
+	out->object = CMD_USER;
+	out->verb = CMD_SET;
+	if ((argc != 2 && argc != 4) || (argc == 4 && strcmp(argv[2], "group")))
+		return errf(err, errlen, "usage: user NAME [group GROUP]");
+	for (int i = 1; i < argc; i += 2)
+		if (!argv[i][0] || strlen(argv[i]) >= TLSOFF_NAME_MAX)
+			return errf(err, errlen, "user: '%s': a name of 1-%d characters expected", argv[i],
+				    TLSOFF_NAME_MAX - 1);
+	snprintf(out->u.user.name, sizeof(out->u.user.name), "%s", argv[1]);
+	if (argc == 4)
+		snprintf(out->u.user.group, sizeof(out->u.user.group), "%s", argv[3]);
+	return 0;
+}
+
 /* metrics listen ADDR:PORT | metrics off */
 static int parse_metrics(int argc, char **argv, struct cmd *out, char *err, size_t errlen)
 {
@@ -621,11 +638,13 @@ int cmd_parse(int argc, char **argv, struct cmd *out, char *err, size_t errlen)
 		return parse_tickets(argc, argv, out, err, errlen);
 	if (!strcmp(argv[0], "metrics"))
 		return parse_metrics(argc, argv, out, err, errlen);
+	if (!strcmp(argv[0], "user"))
+		return parse_user(argc, argv, out, err, errlen);
 	for (size_t i = 0; i < sizeof(objects) / sizeof(objects[0]); i++)
 		if (!strcmp(argv[0], objects[i].word))
 			def = &objects[i];
 	if (!def)
-		return errf(err, errlen, "unknown object '%s' (expected backend, frontend, server, cert, tickets or metrics)",
+		return errf(err, errlen, "unknown object '%s' (expected backend, frontend, server, cert, tickets, metrics or user)",
 			    argv[0]);
 	out->object = def->object;
 	if (argc < 2)
@@ -868,6 +887,11 @@ int config_apply(struct config *cfg, const struct cmd *c, char *err, size_t errl
 		cfg->metrics = c->u.metrics;
 		return 0;
 	}
+	if (c->object == CMD_USER) {      /* the daemon switches once, at start (privdrop.c) */
+		snprintf(cfg->user, sizeof(cfg->user), "%s", c->u.user.name);
+		snprintf(cfg->group, sizeof(cfg->group), "%s", c->u.user.group);
+		return 0;
+	}
 	int i = find_frontend(cfg, c->u.name);
 	if (i < 0)
 		return errf(err, errlen, "no frontend '%s'", c->u.name);
@@ -915,6 +939,8 @@ int config_copy(struct config *dst, const struct config *src)
 	dst->nfrontends = src->nfrontends;
 	memcpy(dst->ticket_keys, src->ticket_keys, sizeof(dst->ticket_keys));
 	dst->metrics = src->metrics;
+	memcpy(dst->user, src->user, sizeof(dst->user));
+	memcpy(dst->group, src->group, sizeof(dst->group));
 	return 0;
 }
 
@@ -976,6 +1002,14 @@ void config_format(const struct config *cfg, void (*line)(const char *text, void
 	if (cfg->metrics.text[0]) {
 		n = 0;
 		W("metrics"); W("listen"); W(cfg->metrics.text);
+		line(buf, arg);
+	}
+	if (cfg->user[0]) {
+		n = 0;
+		W("user"); W(cfg->user);
+		if (cfg->group[0]) {
+			W("group"); W(cfg->group);
+		}
 		line(buf, arg);
 	}
 	for (unsigned i = 0; i < cfg->nbackends; i++) {
@@ -1109,7 +1143,7 @@ int config_load(const char *path, struct config *cfg, char *err, size_t errlen)
 {
 	char msg[TLSOFF_ERR_MAX], *line = NULL, *argv[256];
 	size_t cap = 0;
-	unsigned lineno = 0, tickets_line = 0, metrics_line = 0;
+	unsigned lineno = 0, tickets_line = 0, metrics_line = 0, user_line = 0;
 	int rc = 0;
 	struct cmd *c = malloc(sizeof(*c));
 
@@ -1147,6 +1181,13 @@ int config_load(const char *path, struct config *cfg, char *err, size_t errlen)
 				break;
 			}
 			metrics_line = lineno;
+		}
+		if (c->object == CMD_USER) {
+			if (user_line) {
+				rc = errf(err, errlen, "%s:%u: user given twice (first on line %u)", path, lineno, user_line);
+				break;
+			}
+			user_line = lineno;
 		}
 		if (c->object == CMD_BACKEND && c->verb == CMD_ADD)
 			cfg->backends[cfg->nbackends - 1].line = lineno;

@@ -875,6 +875,8 @@ static void step(struct conn *c)
 
 void conn_event(struct conn *c, enum side s, uint32_t events)
 {
+	if (c->state == CS_HANDSHAKE || c->state == CS_BACKEND_TLS)
+		c->w->scrub_stack = true;   /* handshake secrets pass through OpenSSL's stack frames */
 	if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
 		c->rd[s] = true;
 	if (events & (EPOLLOUT | EPOLLHUP | EPOLLERR))

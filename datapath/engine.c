@@ -19,6 +19,8 @@
 #include <unistd.h>
 
 #include "engine.h"
+#include "tlsoff/privdrop.h"
+#include "tlsoff/stack_scrub.h"
 #include "tlsoff/control.h"
 #include "tlsoff/log.h"
 #include "tlsoff/netdev.h"
@@ -236,6 +238,10 @@ static void *worker_main(void *arg)
 			}
 		}
 		conn_reap(w);
+		if (w->scrub_stack) {   /* secrets OpenSSL left in the frames it returned from */
+			w->scrub_stack = false;
+			stack_scrub();
+		}
 		if (woken && atomic_load(&run_state) == RUNNING)
 			apply_pending(w);
 		if (woken)
@@ -691,7 +697,18 @@ static void reload(struct runtime *rt)
 	struct config cfg;
 	char err[TLSOFF_ERR_MAX + TLSOFF_PATH_MAX];
 
-	if (config_load(rt->config_path, &cfg, err, sizeof(err)) < 0 || apply_config(rt, &cfg, "reload", err, sizeof(err)) < 0) {
+	int rc = config_load(rt->config_path, &cfg, err, sizeof(err));
+	if (rc == 0 && (strcmp(cfg.user, rt->running.user) || strcmp(cfg.group, rt->running.group))) {
+		/* The switch happened at start and cannot be redone (no CAP_SETUID left, and --user may have
+		 * overridden the file): the running user stays, and config dump goes on naming it. */
+		if (cfg.user[0])
+			log_notice("reload: the file names user %s%s%s; the daemon keeps running as %s (a new user "
+				   "takes effect at the next start)", cfg.user, cfg.group[0] ? " group " : "", cfg.group,
+				   rt->running.user[0] ? rt->running.user : "the user it started as");
+		memcpy(cfg.user, rt->running.user, sizeof(cfg.user));
+		memcpy(cfg.group, rt->running.group, sizeof(cfg.group));
+	}
+	if (rc < 0 || apply_config(rt, &cfg, "reload", err, sizeof(err)) < 0) {
 		config_free(&cfg);
 		log_err("reload: %s; running configuration unchanged", err);
 		notify_status("reload failed: %s; serving %u frontend(s) (configuration generation %u)", err,
@@ -1204,6 +1221,25 @@ static pid_t upgrade_exec(const struct engine_opts *opts)
 	return pid;
 }
 
+static int drop_privileges(const struct privdrop *pd, const char *control_path, char *err, size_t errlen)
+{
+	char why[TLSOFF_ERR_MAX], caps[160];
+	/* The SIGUSR2 upgrade's new process runs as the user from its start and takes the sockets over
+	 * through the control socket: the user must be able to connect to it (its group stays). */
+	if (control_path && geteuid() == 0 && pd->uid != 0 && chown(control_path, pd->uid, (gid_t)-1) < 0)
+		log_warn("control socket %s: cannot give it to user %s (%s): an upgrade (SIGUSR2) will fail",
+			 control_path, pd->user, strerror(errno));
+	if (privdrop_apply(pd, why, sizeof(why)) < 0) {
+		snprintf(err, errlen, "cannot run as user %s: %s", pd->user, why);
+		return -1;
+	}
+	privdrop_caps_text(privdrop_kept_caps, caps, sizeof(caps));
+	log_notice("privileges: running as user %s (uid %u) group %s (gid %u) with %s only; a reload reads "
+		   "certificates, keys, ticket keys and OCSP responses as this user", pd->user, (unsigned)getuid(),
+		   pd->group[0] ? pd->group : "?", (unsigned)getgid(), caps);
+	return 0;
+}
+
 static void log_stats(const struct runtime *rt)
 {
 	/* Heap bytes in use (main arena: run with MALLOC_ARENA_MAX=1 to count every thread's allocations) next
@@ -1321,6 +1357,16 @@ int engine_run(struct config *cfg, const struct engine_opts *opts, const struct 
 	if (opts->takeover)
 		takeover_release(opts->takeover, false);   /* sockets of frontends we do not have */
 
+	/* Listeners bound, BPF loaded, control socket and metrics listener open, keys read: from here on the
+	 * daemon needs no more than privdrop_kept_caps. Before the workers start: capabilities are per thread. */
+	if (opts->drop && drop_privileges(opts->drop, opts->control_path, err, sizeof(err)) < 0) {
+		log_err("%s", err);
+		atomic_store(&run_state, STOPPING);
+		main_loop_close(&ml);
+		metrics_http_free(rt.metrics);
+		runtime_free(&rt);
+		return 1;
+	}
 	pthread_t *th = calloc(rt.nworkers, sizeof(*th));
 	for (unsigned i = 0; i < rt.nworkers; i++)
 		if (pthread_create(&th[i], NULL, worker_main, &rt.workers[i]) != 0) {

@@ -27,6 +27,7 @@
 enum ep_kind { EP_LISTENER, EP_CONN_CLIENT, EP_CONN_BACKEND, EP_WAKE };
 
 struct backend_tls;
+struct privdrop;
 
 struct backend_rt {
 	struct backend_conf conf;
@@ -144,6 +145,7 @@ struct worker {
 	char smap_why[512];
 	uint8_t *peek;                               /* passthrough: CLIENT_HELLO_MAX bytes for MSG_PEEK */
 	bool diag_failed;                            /* ... and not retried per connection if that failed */
+	bool scrub_stack;                            /* this batch ran TLS key material: stack_scrub() after it */
 	/* reload: listeners prepared by the main thread, taken by the worker on its next wake-up */
 	pthread_mutex_t mu;
 	struct listener *pending_ls;
@@ -214,6 +216,7 @@ struct engine_opts {
 	struct takeover *takeover;                   /* non-NULL: serve on the sockets taken from the old daemon */
 	const char *exe;                             /* our binary (absolute), re-executed by SIGUSR2 */
 	char *const *argv;                           /* ... with these arguments and --takeover */
+	const struct privdrop *drop;                 /* become this user once set up; NULL: stay */
 };
 
 /* Daemon-wide counters (relaxed atomics; SIGUSR1 logs them, tlsoffctl stats will show them). */

@@ -307,6 +307,7 @@ static bool flush_key_update(struct conn *c, enum side s)
 		}
 		return !fail_errno(c, s, errno);
 	}
+	c->w->scrub_stack = true;
 	if (ktls_session_key_update(session_of(c, s), c->fd[s], KTLS_TX, &res) < 0) {
 		static __thread char why[200];
 		snprintf(why, sizeof(why), "%s", res.why);
@@ -335,6 +336,7 @@ static bool key_update(struct conn *c, enum side s, bool update_requested)
 			 side_name(s));
 		return fail(c, why);
 	}
+	c->w->scrub_stack = true;
 	if (ktls_session_key_update(session_of(c, s), c->fd[s], KTLS_RX, &res) < 0) {
 		snprintf(why, sizeof(why), "%s", res.why);
 		return fail(c, why);

@@ -14,10 +14,12 @@
 #include <stdarg.h>
 
 #include "engine.h"
+#include "tlsoff/cleanse_alloc.h"
 #include "tlsoff/config.h"
 #include "tlsoff/control.h"
 #include "tlsoff/ktls.h"
 #include "tlsoff/log.h"
+#include "tlsoff/privdrop.h"
 #include "tlsoff/tickets.h"
 #include "tlsoff/version.h"
 
@@ -38,6 +40,8 @@ static void usage(FILE *out)
 	      "      --control-group GRP  group owning the control socket (mode 0660; default: the daemon's)\n"
 	      "      --steer MODE         bpf|incoming-cpu|off: new connections to the worker on their CPU\n"
 	      "                           (default bpf; needs one worker per CPU)\n"
+	      "  -u, --user USER[:GROUP]  once set up, run as USER with three capabilities (overrides the\n"
+	      "                           file's `user`; see tlsoffd(8) PRIVILEGES)\n"
 	      "      --takeover[=PATH]    seamless upgrade: take the listening sockets (and the control socket)\n"
 	      "                           of the tlsoffd on control socket PATH (default: --control's), which\n"
 	      "                           then drains and exits; SIGUSR2 makes a daemon start this itself\n",
@@ -112,17 +116,23 @@ int main(int argc, char **argv)
 		{ "version", no_argument, NULL, 'V' },     { "help", no_argument, NULL, 'h' },
 		{ "control", required_argument, NULL, 'C' }, { "control-group", required_argument, NULL, 'G' },
 		{ "steer", required_argument, NULL, 'T' },   { "gen-ticket-key", no_argument, NULL, 'K' },
-		{ "takeover", optional_argument, NULL, 'U' },
+		{ "takeover", optional_argument, NULL, 'U' }, { "user", required_argument, NULL, 'u' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *file = NULL, *takeover_path = NULL;
+	char opt_user[2 * TLSOFF_NAME_MAX] = "";
 	bool takeover = false;
 	bool check = false, want_probe = false, json = false, use_syslog = false;
 	int level = LOG_INFO, opt;
 	long n;
 	struct engine_opts eo = { .workers = 0, .drain_seconds = 30, .control_path = TLSOFF_CONTROL_PATH };
 
-	while ((opt = getopt_long(argc, argv, "f:jw:l:h", longopts, NULL)) != -1) {
+	/* Before OpenSSL allocates anything: every block it frees is wiped (secrets in freed SSL objects). */
+	if (cleanse_alloc_install() < 0) {
+		fprintf(stderr, "tlsoffd: cannot install the wiping allocator (OpenSSL allocated before main)\n");
+		return 1;
+	}
+	while ((opt = getopt_long(argc, argv, "f:jw:l:hu:", longopts, NULL)) != -1) {
 		switch (opt) {
 		case 'f': file = optarg; break;
 		case 'c': check = true; break;
@@ -131,6 +141,13 @@ int main(int argc, char **argv)
 		case 'S': use_syslog = true; break;
 		case 'C': eo.control_path = strcmp(optarg, "none") ? optarg : NULL; break;
 		case 'G': eo.control_group = optarg; break;
+		case 'u':
+			if (!optarg[0] || optarg[0] == ':' || strlen(optarg) >= sizeof(opt_user)) {
+				fprintf(stderr, "tlsoffd: --user: expected USER or USER:GROUP, got '%s'\n", optarg);
+				return 2;
+			}
+			snprintf(opt_user, sizeof(opt_user), "%s", optarg);
+			break;
 		case 'U':
 			takeover = true;
 			takeover_path = optarg;
@@ -219,6 +236,8 @@ int main(int argc, char **argv)
 	}
 	eo.argv = argv;
 
+	/* Before a private key is read: no core dump, no ptrace or /proc/PID/mem by our own user. */
+	privdrop_nodump();
 	log_init("tlsoffd", level, use_syslog);
 	libbpf_set_print(libbpf_log);
 	/* Absolute, so relative certificate paths in it resolve to absolute ones: config dump writes what
@@ -231,6 +250,24 @@ int main(int argc, char **argv)
 	if (config_load(file, &cfg, err, sizeof(err)) < 0) {
 		fprintf(stderr, "tlsoffd: %s\n", err);
 		return 1;
+	}
+	/* The user to become once set up: --user, else the file's `user` line. Looked up now, so that a
+	 * name that does not exist fails --check and the start, not the switch. */
+	struct privdrop drop;
+	if (opt_user[0]) {
+		char *colon = strchr(opt_user, ':');
+		if (colon)
+			*colon++ = '\0';
+		snprintf(cfg.user, sizeof(cfg.user), "%s", opt_user);
+		snprintf(cfg.group, sizeof(cfg.group), "%s", colon ? colon : "");
+	}
+	if (cfg.user[0]) {
+		if (privdrop_resolve(cfg.user, cfg.group, &drop, err, sizeof(err)) < 0) {
+			fprintf(stderr, "tlsoffd: %s\n", err);
+			config_free(&cfg);
+			return 1;
+		}
+		eo.drop = &drop;
 	}
 	/* An empty file is fine when frontends will arrive over the control socket (orchestration). */
 	if (cfg.nfrontends == 0 && (!eo.control_path || check)) {

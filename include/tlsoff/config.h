@@ -121,7 +121,8 @@ struct frontend_conf {
 	int nic_offload;                            /* enum tlsoff_nic_offload */
 };
 
-enum cmd_object { CMD_BACKEND, CMD_FRONTEND, CMD_SERVER, CMD_CERT, CMD_TICKETS, CMD_METRICS };
+enum cmd_object { CMD_BACKEND, CMD_FRONTEND, CMD_SERVER, CMD_CERT, CMD_TICKETS, CMD_METRICS,
+		  CMD_USER /* user NAME [group GROUP]: read at start only */ };
 enum cmd_verb { CMD_ADD, CMD_DEL, CMD_DRAIN, CMD_ENABLE, CMD_REPLACE, CMD_SET /* tickets keys, metrics listen|off */ };
 
 struct cmd {
@@ -144,6 +145,10 @@ struct cmd {
 			char keys[TLSOFF_PATH_MAX];   /* tickets keys FILE */
 		} tickets;
 		struct tlsoff_addr metrics;           /* metrics listen ADDR:PORT (text "": metrics off) */
+		struct {
+			char name[TLSOFF_NAME_MAX];   /* user NAME */
+			char group[TLSOFF_NAME_MAX];  /* ... group GROUP ("" = the user's primary group) */
+		} user;
 	} u;
 };
 
@@ -154,6 +159,8 @@ struct config {
 	unsigned nfrontends;
 	char ticket_keys[TLSOFF_PATH_MAX];   /* session ticket keys shared by a fleet; "" = random in-process keys */
 	struct tlsoff_addr metrics;          /* Prometheus endpoint; text "" = none */
+	char user[TLSOFF_NAME_MAX];          /* run as this user once set up ("" = stay as started) */
+	char group[TLSOFF_NAME_MAX];         /* ... and group ("" = the user's primary group) */
 };
 
 /* Defaults applied by cmd_parse when an option is absent. */

@@ -158,7 +158,7 @@ END_TEST
 /* Every error names what is wrong in words an operator understands. */
 static const struct { const char *cmd, *msg; } bad_cmds[] = {
 	{ "", "empty command" },
-	{ "listener add x", "unknown object 'listener' (expected backend, frontend, server, cert, tickets or metrics)" },
+	{ "listener add x", "unknown object 'listener' (expected backend, frontend, server, cert, tickets, metrics or user)" },
 	{ "backend make x", "backend: unknown verb 'make' (expected add or del)" },
 	{ "backend add", "backend add: missing NAME" },
 	{ "backend add b@d server 1.2.3.4:5", "backend add: bad name 'b@d'" },
@@ -222,6 +222,9 @@ static const struct { const char *cmd, *msg; } bad_cmds[] = {
 	{ "tickets keys \"\"", "tickets keys: bad path ''" },
 	{ "metrics", "metrics: expected 'listen ADDR:PORT' or 'off'" },
 	{ "metrics listen", "usage: metrics listen ADDR:PORT | metrics off" },
+	{ "user", "usage: user NAME [group GROUP]" },
+	{ "user a b", "usage: user NAME [group GROUP]" },
+	{ "user a gruop b", "usage: user NAME [group GROUP]" },
 	{ "metrics listen 127.0.0.1", "metrics listen: " },
 	{ "metrics off now", "metrics: expected 'listen ADDR:PORT' or 'off'" },
 	{ "frontend add f listen 127.0.0.1:1 cert c key k backend b client-verify optional",
@@ -283,6 +286,7 @@ static const struct { const char *text, *msg; } bad_files[] = {
 	{ "backend add a server 127.0.0.1:1 \"unterminated\n", ":1: unterminated quote" },
 	{ "tickets keys /a.keys\n# rotated\ntickets keys /b.keys\n", ":3: tickets keys given twice (first on line 1)" },
 	{ "metrics listen 127.0.0.1:9100\nmetrics off\n", ":2: metrics given twice (first on line 1)" },
+	{ "user nobody\nuser daemon\n", ":2: user given twice (first on line 1)" },
 	{ "backend add a server 127.0.0.1:1\nfrontend add f listen 127.0.0.1:9 cert c key k backend a\n"
 	  "metrics listen 127.0.0.1:9\n", ":3: metrics listen 127.0.0.1:9: frontend f listens there" },
 	{ "metrics listen 127.0.0.1:9\nbackend add a server 127.0.0.1:1\n"
@@ -497,6 +501,40 @@ START_TEST(metrics_listen)
 }
 END_TEST
 
+/* user NAME [group GROUP]: parsed, copied, and written back by config dump so a dump starts the same daemon. */
+START_TEST(user_directive)
+{
+	struct cmd c;
+	struct config cfg, copy, again;
+	static char dump[4096], dump2[4096];
+	ck_assert_msg(parse("user tlsoff group ssl-cert", &c) == 0, "%s", err);
+	ck_assert_int_eq(c.object, CMD_USER);
+	ck_assert_str_eq(c.u.user.name, "tlsoff");
+	ck_assert_str_eq(c.u.user.group, "ssl-cert");
+	ck_assert_msg(parse("user nobody", &c) == 0, "%s", err);
+	ck_assert_str_eq(c.u.user.group, "");
+
+	const char *path = write_file("user nobody group nogroup\nbackend add app server 127.0.0.1:8080\n");
+	ck_assert_msg(config_load(path, &cfg, err, sizeof(err)) == 0, "%s", err);
+	ck_assert_str_eq(cfg.user, "nobody");
+	ck_assert_str_eq(cfg.group, "nogroup");
+	ck_assert_int_eq(config_copy(&copy, &cfg), 0);
+	ck_assert_str_eq(copy.user, "nobody");
+	ck_assert_str_eq(copy.group, "nogroup");
+	dump[0] = dump2[0] = '\0';
+	config_format(&cfg, collect, dump);
+	ck_assert_msg(strstr(dump, "user nobody group nogroup\n") != NULL, "%s", dump);
+	const char *path2 = write_file(dump);
+	ck_assert_msg(config_load(path2, &again, err, sizeof(err)) == 0, "%s\n%s", err, dump);
+	config_format(&again, collect, dump2);
+	ck_assert_str_eq(dump, dump2);
+	unlink(path2);
+	config_free(&cfg);
+	config_free(&copy);
+	config_free(&again);
+}
+END_TEST
+
 START_TEST(tickets_keys)
 {
 	struct cmd c;
@@ -578,6 +616,7 @@ int main(void)
 	tcase_add_test(tc, runtime_commands_and_dump_round_trip);
 	tcase_add_test(tc, tickets_keys);
 	tcase_add_test(tc, metrics_listen);
+	tcase_add_test(tc, user_directive);
 	tcase_add_test(tc, client_certificates);
 	suite_add_tcase(s, tc);
 	return run_suite(s);

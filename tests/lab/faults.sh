@@ -24,7 +24,9 @@ field() { sed -n "s/.*\\b$1=\\([^ ]*\\).*/\\1/p" <<<"$2"; }
 # The far backend lives in its own network namespace behind a veth pair, so its path can be black-holed.
 NS=tlsoff-faults-$$ DEV=tf0-$$
 cleanup_ns() { ip netns del "$NS" 2>/dev/null || true; ip link del "$DEV" 2>/dev/null || true; }
-trap 'cleanup_pids; cleanup_ns' EXIT
+# on a failure, what tlsoffd said last (the test's scratch directory goes with it)
+on_exit() { local rc=$?; [ $rc -eq 0 ] || [ $rc -eq 77 ] || { echo "--- tlsoffd.log (last 25):"; tail -n 25 "$T/tlsoffd.log" 2>/dev/null; }; cleanup_pids; cleanup_ns; }
+trap on_exit EXIT
 ip netns add "$NS"
 ip link add "$DEV" type veth peer name tf1
 ip link set tf1 netns "$NS"
@@ -139,7 +141,7 @@ fault_backend_killed_upload() {
   witness_start ku
   gen_file "$BIG" 4 "$T/up"
   local lp; lp=$(free_port)
-  curl -sS -k --local-port "$lp" --limit-rate 2M -T "$T/up" "https://127.0.0.1:$FV/sha256" >"$T/ku.out" 2>"$T/ku.err" &
+  curl -sS -k --max-time 60 --local-port "$lp" --limit-rate 2M -T "$T/up" "https://127.0.0.1:$FV/sha256" >"$T/ku.out" 2>"$T/ku.err" &
   local c=$!
   for _ in $(seq 50); do ss -Htn state established "sport = :$lp" | grep . >/dev/null && break; sleep 0.1; done
   sleep 1; ctl_answers backend-killed-upload

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# timeout: 300
+# timeout: 600
 # The fault suite on the product path (kTLS + splice; the userspace datapath on a kernel without kTLS).
 # Each fault is a function with its own assertions, and each runs while a "witness" download through another
 # frontend of the same daemon is in flight, which must complete sha256-exact (a fault fails only its own
@@ -16,7 +16,7 @@ source "${TLSOFF_ROOT:-$(dirname "$0")/../..}/tests/lib.sh"
 need curl ss ip tc prlimit
 
 FULL=${TLSOFF_FAULTS_FULL:-0}
-if [ "$FULL" = 1 ]; then BIG=67108864 NSLOW=200 NCAP=400 CAP=100 NFD=300 LOADS=20
+if [ "$FULL" = 1 ]; then BIG=8388608  NSLOW=50  NCAP=200 CAP=50  NFD=300 LOADS=10
 else                     BIG=2097152  NSLOW=5   NCAP=20  CAP=5   NFD=80  LOADS=2; fi   # TCG: ~1 MB/s of kTLS
 # A transfer a fault must cut is larger than every socket buffer on its way can hold, and is cut early
 VBIG=67108864

@@ -16,7 +16,7 @@ source "${TLSOFF_ROOT:-$(dirname "$0")/../..}/tests/lib.sh"
 need curl ss ip tc prlimit
 
 FULL=${TLSOFF_FAULTS_FULL:-0}
-if [ "$FULL" = 1 ]; then BIG=8388608  NSLOW=50  NCAP=200 CAP=50  NFD=300 LOADS=10
+if [ "$FULL" = 1 ]; then BIG=4194304  NSLOW=50  NCAP=200 CAP=50  NFD=300 LOADS=10
 else                     BIG=1200000  NSLOW=5   NCAP=20  CAP=5   NFD=80  LOADS=2; fi   # TCG: ~1 MB/s of kTLS
 # A transfer a fault must cut is larger than every socket buffer on its way can hold, and is cut early
 VBIG=67108864

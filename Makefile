@@ -61,7 +61,7 @@ TBIN_BINS  := $(patsubst tests/bin/%.c,$(B)/tests/bin/%,$(TBIN_SRCS))
 
 PROGS := $(if $(wildcard datapath/tlsoffd.c),$(B)/tlsoffd) $(if $(CTL_SRCS),$(B)/tlsoffctl)
 
-.PHONY: all deps install uninstall test test-unit test-host test-san test-lab test-matrix run lab-shell clean bench tls-scan
+.PHONY: all deps install uninstall test test-unit test-host test-san test-lab test-matrix run lab-shell clean bench tls-scan faults soak
 all: $(BPF_OBJS) $(BPF_SKELS) $(LIB) $(PROGS) $(UNIT_BINS) $(TBIN_BINS)
 
 deps:
@@ -148,6 +148,19 @@ tls-scan:
 	@$(MAKE) --no-print-directory all
 	@scripts/tls-scan $(TLS_SCAN_ARGS)
 KERNEL ?= latest
+# The fault suite at full size (docs/security.md): the host part (connection flood) and tests/lab/faults.sh
+# in one kTLS guest (KERNEL, default latest). make test runs the same scripts at a smaller size.
+faults:
+	@scripts/deps
+	@$(MAKE) --no-print-directory all
+	@TLSOFF_FAULTS_FULL=1 scripts/run-tests --only host --filter '^faults_'
+	@TLSOFF_FAULTS_FULL=1 scripts/run-tests --only lab --lab-kernels "$(KERNEL)" --filter '^faults$$'
+# 10 minutes (SOAK_SECS) of mixed traffic through tlsoffd in a kTLS guest; summary in build/soak/soak.txt.
+SOAK_SECS ?= 600
+soak:
+	@scripts/deps
+	@$(MAKE) --no-print-directory all
+	@SOAK_SECS=$(SOAK_SECS) scripts/soak --kernel "$(KERNEL)"
 lab-shell:   # .cache/run is shared writable so `scripts/run` (the make run demo) works inside too
 	@scripts/deps
 	@mkdir -p .cache/run

@@ -5,6 +5,7 @@
  * whole message has arrived, replies are queued and written as the client reads them, and a client that
  * sends garbage loses only its own connection. One table row per request type. */
 #include <errno.h>
+#include <fcntl.h>
 #include <grp.h>
 #include <poll.h>
 #include <stdio.h>
@@ -53,7 +54,17 @@ struct control {
 	struct nl_sock *diag;             /* sock_diag, for the kTLS mode of each connection */
 	struct client *taker;             /* the new daemon that received our sockets (TAKEOVER), until DONE */
 	bool handed_over;                 /* the socket belongs to the new daemon: never unlink its path */
+	int spare;                        /* /dev/null, held so the operator gets in when descriptors run out */
+	bool accept_paused;               /* out of descriptors: the listener is disarmed until the next tick */
 };
+
+/* Out of descriptors (EMFILE/ENFILE: connections took them all) the operator must still get an answer:
+ * the spare is given up for one control client and taken again when a control client leaves. */
+static void spare_take(struct control *ctl)
+{
+	if (ctl->spare < 0)
+		ctl->spare = open("/dev/null", O_RDONLY | O_CLOEXEC);
+}
 
 /* ---- replies ------------------------------------------------------------------------------------------ */
 
@@ -839,6 +850,7 @@ static void client_close(struct control *ctl, struct client *cl)
 	free(cl->in);
 	free(cl->out);
 	free(cl);
+	spare_take(ctl);
 	ctl->nclients--;
 }
 
@@ -920,8 +932,24 @@ static void accept_clients(struct control *ctl)
 {
 	for (;;) {
 		int fd = accept4(ctl->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-		if (fd < 0)
+		if (fd < 0 && (errno == EMFILE || errno == ENFILE) && ctl->spare >= 0) {
+			close(ctl->spare);
+			ctl->spare = -1;
+			fd = accept4(ctl->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+			if (fd >= 0)
+				log_warn("control: out of descriptors; this client uses the reserved one");
+		}
+		if (fd < 0) {
+			/* Still out (a worker took the freed slot first): the client waits in the backlog;
+			 * the level-triggered listener wakes us again, at most once per tick, see control_tick. */
+			if (errno == EMFILE || errno == ENFILE) {
+				struct epoll_event ev = { .events = 0, .data.ptr = ctl };
+				epoll_ctl(ctl->epfd, EPOLL_CTL_MOD, ctl->fd, &ev);
+				ctl->accept_paused = true;
+			}
+			spare_take(ctl);
 			return;
+		}
 		struct client *cl = ctl->nclients < MAX_CLIENTS ? calloc(1, sizeof(*cl)) : NULL;
 		if (!cl) {
 			log_warn("control: refusing a client: %u clients connected already", ctl->nclients);
@@ -968,6 +996,11 @@ void control_event(struct control *ctl, void *tag, uint32_t events)
 void control_tick(struct control *ctl)
 {
 	uint64_t now = now_ms();
+	if (ctl && ctl->accept_paused) {
+		struct epoll_event ev = { .events = EPOLLIN, .data.ptr = ctl };
+		epoll_ctl(ctl->epfd, EPOLL_CTL_MOD, ctl->fd, &ev);
+		ctl->accept_paused = false;
+	}
 	for (struct client *cl = ctl ? ctl->clients : NULL, *next; cl; cl = next) {
 		next = cl->next;
 		if (now - cl->last_ms >= IDLE_MS) {
@@ -1045,6 +1078,8 @@ struct control *control_open(const char *path, const char *group, int epfd, stru
 		goto fail;
 	}
 serve:
+	ctl->spare = -1;
+	spare_take(ctl);
 	ctl->kind = MK_CTL_LISTEN;
 	ctl->epfd = epfd;
 	ctl->rt = rt;
@@ -1069,5 +1104,7 @@ void control_close(struct control *ctl)
 	if (!ctl->handed_over)   /* else the path is the new daemon's socket */
 		unlink(ctl->path);
 	sockdiag_close(ctl->diag);
+	if (ctl->spare >= 0)
+		close(ctl->spare);
 	free(ctl);
 }

@@ -20,6 +20,10 @@
  *                                      then keeps the served ones open until the file GO exists
  *   bad_peer tcp-hold ADDR N GO        N plain TCP connections (no TLS), kept open until GO exists;
  *                                      prints open=N
+ *   bad_peer tcp-flood ADDR N SETTLE GO N plain TCP connections at once (no TLS); then watches them until none
+ *                                      has been closed by tlsoffd for SETTLE ms and prints
+ *                                      open=N closed=C still_open=S (C: closed by the server, EOF or RST)
+ *                                      connect_ms=MS settle_ms=MS; keeps the rest open until GO exists
  * Exit status: 0 when the mode ran to its end (what happened is in the output, the test judges it), 1 on
  * a setup error or when a wait ran out of time.
  */
@@ -401,6 +405,52 @@ static int mode_hold(unsigned n, const char *go, bool tls)
 	return 0;
 }
 
+/* Has the server closed this connection (EOF or RST)? Nothing is ever sent to us otherwise. */
+static bool closed_by_peer(int fd)
+{
+	char b;
+	ssize_t n = recv(fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+	return n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK);
+}
+
+static int mode_flood(unsigned n, unsigned settle_ms, const char *go)
+{
+	int *fds = calloc(n, sizeof(*fds));
+	bool *gone = calloc(n, sizeof(*gone));
+	struct pollfd *pf = calloc(n, sizeof(*pf));
+	if (!fds || !gone || !pf)
+		die("out of memory");
+	uint64_t t0 = ms_now();
+	for (unsigned i = 0; i < n; i++)
+		fds[i] = tcp_connect();
+	uint64_t connected = ms_now(), last_change = connected;
+	unsigned closed = 0;
+	while (ms_now() - last_change < settle_ms) {
+		for (unsigned i = 0; i < n; i++)
+			pf[i] = (struct pollfd){ .fd = gone[i] ? -1 : fds[i], .events = POLLIN };
+		if (poll(pf, n, 50) < 0 && errno != EINTR)
+			die("poll");
+		for (unsigned i = 0; i < n; i++)
+			if (!gone[i] && pf[i].revents && closed_by_peer(fds[i])) {
+				gone[i] = true;
+				closed++;
+				last_change = ms_now();
+			}
+	}
+	printf("open=%u closed=%u still_open=%u connect_ms=%llu settle_ms=%llu\n", n, closed, n - closed,
+	       (unsigned long long)(connected - t0), (unsigned long long)(last_change - connected));
+	fflush(stdout);
+	uint64_t w0 = ms_now();
+	while (!exists(go)) {
+		if (ms_now() - w0 > 120000)
+			die("GO file never appeared");
+		usleep(20000);
+	}
+	for (unsigned i = 0; i < n; i++)
+		close(fds[i]);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	char err[256];
@@ -422,6 +472,8 @@ int main(int argc, char **argv)
 		return mode_rst_download(strtoull(argv[3], NULL, 10), strtoull(argv[4], NULL, 10));
 	if (!strcmp(m, "hold") && argc == 5)
 		return mode_hold((unsigned)atoi(argv[3]), argv[4], true);
+	if (!strcmp(m, "tcp-flood") && argc == 6)
+		return mode_flood((unsigned)atoi(argv[3]), (unsigned)atoi(argv[4]), argv[5]);
 	if (!strcmp(m, "tcp-hold") && argc == 5)
 		return mode_hold((unsigned)atoi(argv[3]), argv[4], false);
 

@@ -4,7 +4,8 @@
 #  - max-conns 20: 60 clients that each complete a request and hold on; exactly 20 connections at once
 #    (the download plus 19), the other 41 refused at once and logged "max-conns"; afterwards new ones work.
 #  - out of descriptors (ulimit -n 64): more connections than that; accepts pause (EMFILE, logged), the
-#    daemon stays up, and serves normally once they are gone, with its descriptor count back where it was.
+#    daemon stays up, tlsoffctl still answers, and serves normally once they are gone, with its descriptor
+#    count back where it was.
 #  - protocol versions: tls-min 1.3 refuses a TLS 1.2-only client and takes 1.3; a default frontend
 #    refuses TLS 1.1 (openssl s_client) and SSLv3 (a hand-made ClientHello) with protocol alerts.
 #  - configuration: a broken file says FILE:LINE: message and exits non-zero listening on nothing; a key
@@ -137,6 +138,8 @@ grep -q 'frontend small: accept: Too many open files; pausing accepts' "$T/small
 low=$(ls "/proc/$SMALL/fd" | awk '$1 < 64' | wc -l)
 [ "$low" -eq 64 ] || fail "expected tlsoffd at its 64 descriptors, has $low below 64"
 kill -0 "$SMALL" || fail "tlsoffd died out of descriptors"
+# the operator still gets in: the control socket keeps a spare descriptor for exactly this
+timeout 5 "$B/tlsoffctl" -s "$T/ctl.small" stats >"$T/small.stats" 2>&1 || fail "tlsoffctl stats out of descriptors: $(cat "$T/small.stats")"
 touch "$T/go.tcp"; wait "$TCP" || fail "tcp-hold: $(cat "$T/tcp.out")"
 # every one of the 80 is accepted in the end (the paused ones from the queue) and closes as an empty handshake
 for _ in $(seq 100); do [ "$(grep -c 'close frontend=small .*reason="handshake' "$T/small.log")" -ge 80 ] && break; sleep 0.1; done

@@ -1107,6 +1107,17 @@ static int resolve_paths(const char *cfgpath, struct cmd *c, char *err, size_t e
 
 int config_load(const char *path, struct config *cfg, char *err, size_t errlen)
 {
+	memset(cfg, 0, sizeof(*cfg));
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return errf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+	int rc = config_load_stream(f, path, cfg, err, errlen);
+	fclose(f);
+	return rc;
+}
+
+int config_load_stream(FILE *f, const char *path, struct config *cfg, char *err, size_t errlen)
+{
 	char msg[TLSOFF_ERR_MAX], *line = NULL, *argv[256];
 	size_t cap = 0;
 	unsigned lineno = 0, tickets_line = 0, metrics_line = 0;
@@ -1114,13 +1125,8 @@ int config_load(const char *path, struct config *cfg, char *err, size_t errlen)
 	struct cmd *c = malloc(sizeof(*c));
 
 	memset(cfg, 0, sizeof(*cfg));
-	FILE *f = fopen(path, "r");
-	if (!f || !c) {
-		free(c);
-		if (f)
-			fclose(f);
-		return errf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
-	}
+	if (!c)
+		return errf(err, errlen, "%s: out of memory", path);
 	while (getline(&line, &cap, f) >= 0) {
 		lineno++;
 		int argc = cmd_split(line, argv, 256, msg, sizeof(msg));
@@ -1166,7 +1172,6 @@ int config_load(const char *path, struct config *cfg, char *err, size_t errlen)
 	}
 	free(line);
 	free(c);
-	fclose(f);
 	if (rc)
 		config_free(cfg);
 	return rc;

@@ -613,6 +613,13 @@ int cmd_parse(int argc, char **argv, struct cmd *out, char *err, size_t errlen)
 	memset(out, 0, sizeof(*out));
 	if (argc < 1)
 		return errf(err, errlen, "empty command");
+	/* A control character (a quoted CR, a newline in an attribute from the control socket) would make
+	 * `config dump` write a line that reads back differently, or two lines: no word may hold one. */
+	for (int i = 0; i < argc; i++)
+		for (const char *p = argv[i]; *p; p++)
+			if ((unsigned char)*p < 0x20 || *p == 0x7f)
+				return errf(err, errlen, "word %d ('%.*s...'): control character 0x%02x is not allowed",
+					    i + 1, (int)(p - argv[i] < 40 ? p - argv[i] : 40), argv[i], (unsigned char)*p);
 	if (!strcmp(argv[0], "server"))
 		return parse_server(argc, argv, out, err, errlen);
 	if (!strcmp(argv[0], "cert"))

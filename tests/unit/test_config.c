@@ -236,6 +236,10 @@ static const struct { const char *cmd, *msg; } bad_cmds[] = {
 	  "'client-ca' does not apply to a plain frontend" },
 	{ "frontend add f listen 127.0.0.1:1 passthrough default b client-ca ca.pem client-verify optional",
 	  "'client-ca' does not apply to a passthrough frontend" },
+	/* found by tests/fuzz/config.c: a dump would write these unquoted, or over two lines */
+	{ "frontend add f listen 127.0.0.1:1 cert \"a\rb.pem\" key k.pem backend b", "control character 0x0d" },
+	{ "cert add f cert \"a\nb.pem\" key k.pem", "control character 0x0a" },
+	{ "tickets keys \"k\x7f\"", "control character 0x7f" },
 };
 
 START_TEST(bad_commands)

@@ -136,7 +136,7 @@ fuzz-long: fuzz
 		nice -n 15 $(B)/fuzz/$$n -runs=$(FUZZ_RUNS) -print_final_stats=1 $$dict \
 			-artifact_prefix=$(B)/fuzz/crashes/$$n- $(B)/fuzz/work/$$n tests/fuzz/corpus/$$n \
 			>$(B)/fuzz/$$n.long.log 2>&1; rc=$$?; \
-		grep -E '^(#[0-9]+.*(INITED|DONE)|stat::|==[0-9]+==ERROR|SUMMARY|artifact_prefix|Test unit written)' \
+		grep -E '^(#[0-9]+.*(INITED|DONE)|Done [0-9]+ runs|stat::|==[0-9]+==ERROR|SUMMARY|artifact_prefix|Test unit written)' \
 			$(B)/fuzz/$$n.long.log; \
 		[ $$rc = 0 ] || { echo "$$n failed (exit $$rc): $(B)/fuzz/$$n.long.log"; exit 1; }; \
 	done

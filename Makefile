@@ -148,13 +148,15 @@ fuzz-long: fuzz
 # LAB_KERNELS picks the lab kernels. The default is the whole matrix: 5.10 (no kTLS: the fallback), 6.1,
 # 6.12 (kTLS, no rekey) and latest (rekey); a stage takes 3-7 minutes. `make test LAB_KERNELS=latest` for one.
 LAB_KERNELS ?= 5.10 6.1 6.12 latest
+# The fuzz harnesses are built here, not inside their host test (fuzz_smoke.sh), so that test's 100 s
+# budget is fuzzing, not compiling the datapath a second time.
 test:
 	@scripts/deps
-	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory all fuzz
 	@scripts/run-tests --lab-kernels "$(LAB_KERNELS)" $(TEST_ARGS)
 test-unit test-host test-lab:
 	@scripts/deps
-	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory all $(if $(filter test-host,$@),fuzz)
 	@scripts/run-tests --only $(patsubst test-%,%,$@) --lab-kernels "$(LAB_KERNELS)" $(TEST_ARGS)
 test-matrix:   # the whole matrix whatever LAB_KERNELS says
 	@$(MAKE) --no-print-directory test LAB_KERNELS="5.10 6.1 6.12 latest"

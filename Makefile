@@ -61,7 +61,7 @@ TBIN_BINS  := $(patsubst tests/bin/%.c,$(B)/tests/bin/%,$(TBIN_SRCS))
 
 PROGS := $(if $(wildcard datapath/tlsoffd.c),$(B)/tlsoffd) $(if $(CTL_SRCS),$(B)/tlsoffctl)
 
-.PHONY: all deps install uninstall test test-unit test-host test-san test-lab test-matrix run lab-shell clean bench tls-scan faults soak
+.PHONY: all deps install uninstall test test-unit test-host test-san test-lab test-matrix run lab-shell clean bench tls-scan faults soak fuzz fuzz-long
 all: $(BPF_OBJS) $(BPF_SKELS) $(LIB) $(PROGS) $(UNIT_BINS) $(TBIN_BINS)
 
 deps:
@@ -105,6 +105,50 @@ $(B)/tests/bin/%: $(B)/obj/tests/bin/%.o $(LIB) $(TBIN_EXTRA)
 
 -include $(shell find $(B)/obj -name '*.d' 2>/dev/null)
 
+# --- fuzzing (tests/fuzz/, docs/security.md "Fuzzing") -------------------------------------------
+# build/fuzz/NAME: one libFuzzer harness per tests/fuzz/NAME.c, linked against the datapath compiled again by
+# clang with the fuzzer's coverage and ASan/UBSan in build/fuzz/obj (build/obj stays gcc's). The objects go
+# into an archive, so each harness links only what it calls. No -Werror here: clang's warnings differ from
+# gcc's, and the gcc build is the one that keeps the tree clean.
+# `make fuzz-long` runs each harness for FUZZ_RUNS executions over a scratch copy of its corpus (the
+# checked-in seeds stay small); FUZZ_ONLY="config proxy_v2" picks harnesses.
+FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+FUZZ_CFLAGS  := -g -O1 -std=gnu11 -Wall -Wextra -D_GNU_SOURCE -Iinclude -I$(B)/bpf $(PKG_CFLAGS) $(FUZZ_SAN)
+FUZZ_SRCS    := $(wildcard tests/fuzz/*.c)
+FUZZ_BINS    := $(patsubst tests/fuzz/%.c,$(B)/fuzz/%,$(FUZZ_SRCS))
+FUZZ_LIB_OBJS := $(patsubst %.c,$(B)/fuzz/obj/%.o,$(LIB_SRCS))
+FUZZ_LIB     := $(B)/fuzz/libtlsoff-fuzz.a
+FUZZ_RUNS    ?= 10000000
+FUZZ_ONLY    ?= $(patsubst tests/fuzz/%.c,%,$(FUZZ_SRCS))
+# tests/fuzz/lib/*.c go into every harness: a resolver without DNS (no network from a fuzzer, and runs
+# that do not depend on the machine's resolv.conf), put in place of getaddrinfo by --wrap.
+FUZZ_COMMON  := $(wildcard tests/fuzz/lib/*.c)
+FUZZ_LDFLAGS := -Wl,--wrap=getaddrinfo -Wl,--wrap=freeaddrinfo
+
+fuzz: $(FUZZ_BINS)
+$(B)/fuzz/obj/%.o: %.c $(wildcard include/tlsoff/*.h) $(BPF_SKELS)
+	@mkdir -p $(dir $@)
+	$(CLANG) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -MMD -MP -c $< -o $@
+$(FUZZ_LIB): $(FUZZ_LIB_OBJS)
+	rm -f $@ && ar rcs $@ $^
+$(B)/fuzz/%: tests/fuzz/%.c $(FUZZ_COMMON) $(FUZZ_LIB) $(wildcard tests/fuzz/lib/*.h)
+	$(CLANG) $(FUZZ_CFLAGS) -Itests/fuzz/lib -fsanitize=fuzzer $(FUZZ_LDFLAGS) $< $(FUZZ_COMMON) $(FUZZ_LIB) \
+		$(LDLIBS) -o $@
+fuzz-long: fuzz
+	@for n in $(FUZZ_ONLY); do \
+		rm -rf $(B)/fuzz/work/$$n && mkdir -p $(B)/fuzz/work/$$n $(B)/fuzz/crashes && \
+		dict=; [ -f tests/fuzz/$$n.dict ] && dict=-dict=tests/fuzz/$$n.dict; \
+		echo "== $$n: $(FUZZ_RUNS) runs"; \
+		nice -n 15 $(B)/fuzz/$$n -runs=$(FUZZ_RUNS) -print_final_stats=1 $$dict \
+			-artifact_prefix=$(B)/fuzz/crashes/$$n- $(B)/fuzz/work/$$n tests/fuzz/corpus/$$n \
+			>$(B)/fuzz/$$n.long.log 2>&1; rc=$$?; \
+		grep -E '^(#[0-9]+.*(INITED|DONE)|Done [0-9]+ runs|stat::|==[0-9]+==ERROR|SUMMARY|artifact_prefix|Test unit written)' \
+			$(B)/fuzz/$$n.long.log; \
+		[ $$rc = 0 ] || { echo "$$n failed (exit $$rc): $(B)/fuzz/$$n.long.log"; exit 1; }; \
+	done
+
+-include $(shell find $(B)/fuzz/obj -name '*.d' 2>/dev/null)
+
 # --- the README's contract -------------------------------------------------------------------------
 # `make test` and `make run` install what they need themselves (scripts/deps is a quick no-op when done).
 # LAB_KERNELS picks the lab kernels. The default is the whole matrix: 5.10 (no kTLS: the fallback), 6.1,
@@ -122,9 +166,11 @@ else
 SAN_B := $(if $(TEST_SANITIZE),build/san)
 endif
 LAB_KERNELS ?= 5.10 6.1 6.12 latest
+# The fuzz harnesses are built here, not inside their host test (fuzz_smoke.sh), so that test's 100 s
+# budget is fuzzing, not compiling the datapath a second time.
 test test-unit test-host test-san test-lab:
 	@scripts/deps
-	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory all $(if $(filter test test-host,$@),fuzz)
 	@$(if $(and $(SAN_B),$(filter test test-san,$@),$(if $(SANITIZE),,x)),$(MAKE) --no-print-directory all SANITIZE=$(TEST_SANITIZE) B=$(SAN_B))
 	@scripts/run-tests --build $(B) $(if $(filter test test-san,$@),$(if $(SAN_B),--san-build $(SAN_B))) \
 		$(if $(filter test,$@),,--only $(patsubst test-%,%,$@)) \

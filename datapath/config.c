@@ -63,7 +63,17 @@ static int parse_port(const char *s, uint16_t *port)
 	return 0;
 }
 
+/* NUMERIC: IP addresses only; RESOLVE: names through getaddrinfo; AS_WRITTEN: a name is kept as text only
+ * (len 0), to find a server by what `backend add` / `server add` were given. */
+enum addr_mode { ADDR_NUMERIC, ADDR_RESOLVE, ADDR_AS_WRITTEN };
+static int addr_parse(const char *text, enum addr_mode mode, struct tlsoff_addr *out, char *err, size_t errlen);
+
 int tlsoff_addr_parse(const char *text, bool resolve, struct tlsoff_addr *out, char *err, size_t errlen)
+{
+	return addr_parse(text, resolve ? ADDR_RESOLVE : ADDR_NUMERIC, out, err, errlen);
+}
+
+static int addr_parse(const char *text, enum addr_mode mode, struct tlsoff_addr *out, char *err, size_t errlen)
 {
 	char host[256];
 	const char *port_s;
@@ -105,8 +115,11 @@ int tlsoff_addr_parse(const char *text, bool resolve, struct tlsoff_addr *out, c
 		sin6->sin6_family = AF_INET6;
 		sin6->sin6_port = htons(port);
 		out->len = sizeof(*sin6);
-	} else if (!resolve) {
+	} else if (mode == ADDR_NUMERIC) {
 		return errf(err, errlen, "bad address '%s': expected a numeric IPv4 or [IPv6] address", text);
+	} else if (mode == ADDR_AS_WRITTEN) {
+		memset(&out->ss, 0, sizeof(out->ss));   /* matches no resolved address: only the text */
+		out->len = 0;
 	} else {
 		struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *res;
 		int rc = getaddrinfo(host, NULL, &hints, &res);
@@ -457,8 +470,10 @@ static int parse_server(int argc, char **argv, struct cmd *out, char *err, size_
 	if (!valid_name(argv[2]))
 		return errf(err, errlen, "server %s: bad backend name '%s'", argv[1], argv[2]);
 	snprintf(out->u.server.backend, TLSOFF_NAME_MAX, "%s", argv[2]);
-	/* add resolves a name as backend add does; the others look up what was written */
-	if (tlsoff_addr_parse(argv[3], out->verb == CMD_ADD, &out->u.server.addr, msg, sizeof(msg)))
+	/* add resolves a name as backend add does; the others look up what was written, a name included (it
+	 * is how `config dump` writes a server added by name, and it may not resolve now) */
+	if (addr_parse(argv[3], out->verb == CMD_ADD ? ADDR_RESOLVE : ADDR_AS_WRITTEN, &out->u.server.addr, msg,
+		       sizeof(msg)))
 		return errf(err, errlen, "server %s %s: %s", argv[1], argv[2], msg);
 	return 0;
 }
@@ -630,6 +645,13 @@ int cmd_parse(int argc, char **argv, struct cmd *out, char *err, size_t errlen)
 	memset(out, 0, sizeof(*out));
 	if (argc < 1)
 		return errf(err, errlen, "empty command");
+	/* A control character (a quoted CR, a newline in an attribute from the control socket) would make
+	 * `config dump` write a line that reads back differently, or two lines: no word may hold one. */
+	for (int i = 0; i < argc; i++)
+		for (const char *p = argv[i]; *p; p++)
+			if ((unsigned char)*p < 0x20 || *p == 0x7f)
+				return errf(err, errlen, "word %d ('%.*s...'): control character 0x%02x is not allowed",
+					    i + 1, (int)(p - argv[i] < 40 ? p - argv[i] : 40), argv[i], (unsigned char)*p);
 	if (!strcmp(argv[0], "server"))
 		return parse_server(argc, argv, out, err, errlen);
 	if (!strcmp(argv[0], "cert"))
@@ -1141,6 +1163,17 @@ static int resolve_paths(const char *cfgpath, struct cmd *c, char *err, size_t e
 
 int config_load(const char *path, struct config *cfg, char *err, size_t errlen)
 {
+	memset(cfg, 0, sizeof(*cfg));
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return errf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
+	int rc = config_load_stream(f, path, cfg, err, errlen);
+	fclose(f);
+	return rc;
+}
+
+int config_load_stream(FILE *f, const char *path, struct config *cfg, char *err, size_t errlen)
+{
 	char msg[TLSOFF_ERR_MAX], *line = NULL, *argv[256];
 	size_t cap = 0;
 	unsigned lineno = 0, tickets_line = 0, metrics_line = 0, user_line = 0;
@@ -1148,13 +1181,8 @@ int config_load(const char *path, struct config *cfg, char *err, size_t errlen)
 	struct cmd *c = malloc(sizeof(*c));
 
 	memset(cfg, 0, sizeof(*cfg));
-	FILE *f = fopen(path, "r");
-	if (!f || !c) {
-		free(c);
-		if (f)
-			fclose(f);
-		return errf(err, errlen, "%s: cannot open: %s", path, strerror(errno));
-	}
+	if (!c)
+		return errf(err, errlen, "%s: out of memory", path);
 	while (getline(&line, &cap, f) >= 0) {
 		lineno++;
 		int argc = cmd_split(line, argv, 256, msg, sizeof(msg));
@@ -1207,7 +1235,6 @@ int config_load(const char *path, struct config *cfg, char *err, size_t errlen)
 	}
 	free(line);
 	free(c);
-	fclose(f);
 	if (rc)
 		config_free(cfg);
 	return rc;

@@ -771,26 +771,6 @@ static const struct handler {
 	{ TLSOFF_CMD_TAKEOVER_DONE, do_takeover_done, false, true },
 };
 
-/* The object a request names, for the log line. */
-static const char *subject(struct nlattr **tb)
-{
-	static char buf[TLSOFF_NAME_MAX + 96];
-	struct nlattr *nest = tb[TLSOFF_A_FRONTEND] ? tb[TLSOFF_A_FRONTEND] : tb[TLSOFF_A_BACKEND];
-	buf[0] = '\0';
-	if (nest) {
-		struct nlattr *name = nla_find(nla_data(nest), nla_len(nest), 1);   /* FE_NAME == BE_NAME == 1 */
-		if (name && nla_len(name) > 0)
-			snprintf(buf, sizeof(buf), " %.*s", nla_len(name) - 1, (const char *)nla_data(name));
-	} else if (tb[TLSOFF_A_NAME]) {
-		snprintf(buf, sizeof(buf), " %s", nla_get_string(tb[TLSOFF_A_NAME]));
-	}
-	if (tb[TLSOFF_A_SERVER])
-		snprintf(buf + strlen(buf), sizeof(buf) - strlen(buf), " %s", nla_get_string(tb[TLSOFF_A_SERVER]));
-	if (tb[TLSOFF_A_ID])
-		snprintf(buf + strlen(buf), sizeof(buf) - strlen(buf), " %llu",
-			 (unsigned long long)nla_get_u64(tb[TLSOFF_A_ID]));
-	return buf;
-}
 
 static void handle(struct control *ctl, struct client *cl, const struct nlmsghdr *h)
 {
@@ -824,7 +804,7 @@ static void handle(struct control *ctl, struct client *cl, const struct nlmsghdr
 	}
 	const char *what = hd ? ctl_cmd_name(h->nlmsg_type) : "?";
 	log_msg(hd && hd->changes ? LOG_NOTICE : LOG_INFO, "control: uid=%u gid=%u pid=%d: %s%s: %s%s",
-		(unsigned)cl->cred.uid, (unsigned)cl->cred.gid, (int)cl->cred.pid, what, rc == 0 ? subject(tb) : "",
+		(unsigned)cl->cred.uid, (unsigned)cl->cred.gid, (int)cl->cred.pid, what, rc == 0 ? ctl_msg_subject(tb) : "",
 		rc ? "refused: " : "ok", rc ? err : "");
 	if (rc == 0 && hd->dump)
 		done(cl, h);

@@ -44,3 +44,34 @@ ssize_t ktls_recv_record(int fd, void *buf, size_t len, uint8_t *type)
 			memcpy(type, CMSG_DATA(cm), sizeof(*type));
 	return n;
 }
+
+enum ktls_record_verdict ktls_record_classify(uint8_t type, const uint8_t *buf, size_t len, bool from_server)
+{
+	switch (type) {
+	case TLS_RECORD_DATA:
+		return KREC_DATA;
+	case TLS_RECORD_ALERT:
+		return len >= 2 && buf[1] == 0 ? KREC_CLOSE_NOTIFY : KREC_ALERT;
+	case TLS_RECORD_HANDSHAKE:
+		break;
+	default:
+		return KREC_UNKNOWN_TYPE;
+	}
+	/* Walk the messages: {type, 24-bit length, body}, each whole inside this record. */
+	size_t off = 0;
+	while (off < len) {
+		if (len - off < 4)
+			return KREC_UNEXPECTED_HANDSHAKE;
+		size_t body = (size_t)buf[off + 1] << 16 | (size_t)buf[off + 2] << 8 | buf[off + 3];
+		if (body > len - off - 4)
+			return KREC_UNEXPECTED_HANDSHAKE;
+		const uint8_t *m = buf + off;
+		off += 4 + body;
+		if (m[0] == TLS_HS_KEY_UPDATE)   /* the last message of its record, one byte: 0 or 1 */
+			return off == len && body == 1 && m[4] <= 1 ?
+			       (m[4] ? KREC_KEY_UPDATE_REQUESTED : KREC_KEY_UPDATE) : KREC_UNEXPECTED_HANDSHAKE;
+		if (m[0] != TLS_HS_NEW_SESSION_TICKET || !from_server)
+			return KREC_UNEXPECTED_HANDSHAKE;
+	}
+	return len ? KREC_TICKETS : KREC_UNEXPECTED_HANDSHAKE;
+}

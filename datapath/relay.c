@@ -370,8 +370,8 @@ static bool control_record(struct conn *c, struct flow *f)
 		f->eof = true;
 		return true;
 	}
-	switch (type) {
-	case TLS_RECORD_DATA:
+	switch (ktls_record_classify(type, buf, (size_t)n, s == BACKEND)) {
+	case KREC_DATA:
 		/* Not expected (the record that stopped splice stays first in the queue), but if the kernel hands
 		 * one over, pass it on when the pipe has room for all of it; never drop a byte silently. */
 		if ((size_t)n > f->cap - f->inpipe || write(f->pipe[1], buf, (size_t)n) != n) {
@@ -380,23 +380,25 @@ static bool control_record(struct conn *c, struct flow *f)
 		}
 		f->inpipe += (size_t)n;
 		return true;
-	case TLS_RECORD_ALERT:
-		if (n >= 2 && buf[1] == 0) {                 /* close_notify */
-			f->eof = true;
-			return true;
-		}
+	case KREC_CLOSE_NOTIFY:
+		f->eof = true;
+		return true;
+	case KREC_ALERT:
 		snprintf(why, sizeof(why), "%s sent alert: %s", side_name(s),
 			 n >= 2 ? SSL_alert_desc_string_long(buf[1]) : "(truncated)");
 		return fail(c, why);
-	case TLS_RECORD_HANDSHAKE:
-		if (n == 5 && buf[0] == 24 && buf[1] == 0 && buf[2] == 0 && buf[3] == 1 && buf[4] <= 1)
-			return key_update(c, s, buf[4] == 1);
+	case KREC_KEY_UPDATE:
+	case KREC_KEY_UPDATE_REQUESTED:
+		/* any NewSessionTickets before it in the record are dropped, as below */
+		return key_update(c, s, buf[n - 1] == 1);
+	case KREC_TICKETS:
 		/* A re-encrypted server's TLS 1.3 NewSessionTickets arrive after the handoff: we keep no
-		 * sessions, so they are read and dropped (one record may carry several). */
-		if (s == BACKEND && n >= 4 && buf[0] == 4)
-			return true;
+		 * sessions, so they are read and dropped. */
+		return true;
+	case KREC_UNEXPECTED_HANDSHAKE:
 		snprintf(why, sizeof(why), "%s sent an unexpected post-handshake message", side_name(s));
 		return fail(c, why);
+	case KREC_UNKNOWN_TYPE:
 	default:
 		snprintf(why, sizeof(why), "%s sent a record of unknown type", side_name(s));
 		return fail(c, why);

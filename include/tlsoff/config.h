@@ -42,6 +42,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <sys/socket.h>
 
 #define TLSOFF_NAME_MAX      64
@@ -185,6 +186,9 @@ int config_check(const struct config *cfg, char *err, size_t errlen);
 /* Load a whole file: every line parsed and applied, then config_check. Errors are "FILE:LINE: message".
  * On error *cfg is left empty. */
 int config_load(const char *path, struct config *cfg, char *err, size_t errlen);
+/* The same from an open stream; path names it in messages and anchors relative paths (the fuzzer feeds
+ * it from memory: tests/fuzz/config.c). */
+int config_load_stream(FILE *f, const char *path, struct config *cfg, char *err, size_t errlen);
 
 void config_free(struct config *cfg);
 

@@ -72,6 +72,10 @@ int ctl_get_backend(const struct nlattr *nest, struct backend_conf *b, char *err
 /* NLMSG_ERROR for request h: error 0 or -errno, and msg (may be NULL) as the extended ack. */
 struct nl_msg *ctl_ack_new(const struct nlmsghdr *req, int error, const char *msg);
 
+/* The object a parsed request (tb from ctl_parse_msg) names, for the daemon's log line: " NAME", " NAME
+ * HOST:PORT", " ID" or "". Printable ASCII only; a thread-local buffer. */
+const char *ctl_msg_subject(struct nlattr **tb);
+
 /* The request name of a message type ("frontend add"), for logs; "?" when unknown. */
 const char *ctl_cmd_name(int type);
 

@@ -239,6 +239,10 @@ static const struct { const char *cmd, *msg; } bad_cmds[] = {
 	  "'client-ca' does not apply to a plain frontend" },
 	{ "frontend add f listen 127.0.0.1:1 passthrough default b client-ca ca.pem client-verify optional",
 	  "'client-ca' does not apply to a passthrough frontend" },
+	/* found by tests/fuzz/config.c: a dump would write these unquoted, or over two lines */
+	{ "frontend add f listen 127.0.0.1:1 cert \"a\rb.pem\" key k.pem backend b", "control character 0x0d" },
+	{ "cert add f cert \"a\nb.pem\" key k.pem", "control character 0x0a" },
+	{ "tickets keys \"k\x7f\"", "control character 0x7f" },
 };
 
 START_TEST(bad_commands)
@@ -390,6 +394,36 @@ END_TEST
 
 /* client-ca alone means required; the file path is relative to the configuration's directory; the dump
  * writes both words and reloads to the same dump. */
+/* Found by tests/fuzz/config.c: a server added by name and drained was dumped as "server drain B NAME:PORT",
+ * which the grammar refused (only numeric addresses), so the dump of that configuration did not load. */
+START_TEST(drained_server_added_by_name_round_trip)
+{
+	struct config cfg, again;
+	static char dump1[4096], dump2[4096];
+	char *path = strdup(write_file("backend add app server localhost:8080 server 127.0.0.1:8081\n"));
+	ck_assert_msg(config_load(path, &cfg, err, sizeof(err)) == 0, "%s", err);
+	apply(&cfg, "server drain app localhost:8080", NULL);   /* by the name, as written (not resolved again) */
+	ck_assert_uint_eq(cfg.backends[0].drained, 1);
+	apply(&cfg, "server enable app localhost:8080", NULL);
+	ck_assert_uint_eq(cfg.backends[0].drained, 0);
+	apply(&cfg, "server drain app localhost:8080", NULL);
+	apply(&cfg, "server drain app nowhere.invalid:8080", "has no server nowhere.invalid:8080");
+	dump1[0] = dump2[0] = '\0';
+	config_format(&cfg, collect, dump1);
+	ck_assert_msg(strstr(dump1, "server drain app localhost:8080\n"), "%s", dump1);
+	const char *path2 = write_file(dump1);
+	ck_assert_msg(config_load(path2, &again, err, sizeof(err)) == 0, "%s\n%s", err, dump1);
+	ck_assert_uint_eq(again.backends[0].drained, 1);
+	config_format(&again, collect, dump2);
+	ck_assert_str_eq(dump1, dump2);
+	config_free(&cfg);
+	config_free(&again);
+	unlink(path);
+	unlink(path2);
+	free(path);
+}
+END_TEST
+
 START_TEST(client_certificates)
 {
 	struct cmd c;
@@ -614,6 +648,7 @@ int main(void)
 	tcase_add_test(tc, load_missing_file);
 	tcase_add_test(tc, passthrough_routes);
 	tcase_add_test(tc, runtime_commands_and_dump_round_trip);
+	tcase_add_test(tc, drained_server_added_by_name_round_trip);
 	tcase_add_test(tc, tickets_keys);
 	tcase_add_test(tc, metrics_listen);
 	tcase_add_test(tc, user_directive);

@@ -276,6 +276,7 @@ static void *worker_main(void *arg)
 			conn_reap(w);
 		}
 	}
+	relay_buf_pool_free();   /* this thread's pooled relay buffers die with it */
 	return NULL;
 }
 

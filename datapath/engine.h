@@ -302,6 +302,7 @@ void conn_reap(struct worker *w);
 bool relay_pump(struct conn *c, struct flow *f);
 int relay_setup(struct conn *c);
 void relay_flow_buf_release(struct flow *f);   /* userspace datapath: a flow's buffer back to the pool */
+void relay_buf_pool_free(void);                /* the calling thread's pool, at its exit */
 
 /* backend_tls.c: re-encryption, tlsoffd as a TLS client to the backend's servers */
 struct backend_tls *backend_tls_new(const struct backend_conf *b, char *err, size_t errlen);

@@ -203,6 +203,16 @@ void relay_flow_buf_release(struct flow *f)
 	f->buf = NULL;
 }
 
+void relay_buf_pool_free(void)
+{
+	while (relay_pool) {
+		struct pooled_buf *p = relay_pool;
+		relay_pool = p->next;
+		free(p);
+	}
+	relay_pool_len = 0;
+}
+
 static bool pump_user(struct conn *c, struct flow *f)
 {
 	bool moved = false;

@@ -89,6 +89,15 @@ expect_log() {
   fail "tlsoffd never logged /$1/"
 }
 
+# reloaded N: wait for tlsoffd's Nth reload outcome line in $T/tlsoffd.log (applied or unchanged)
+reloaded() {
+  for _ in $(seq 50); do
+    [ "$(grep -cE 'reload: (configuration generation|.*running configuration unchanged)' "$T/tlsoffd.log" || true)" -ge "$1" ] && return
+    sleep 0.1
+  done
+  fail "no reload outcome logged"
+}
+
 # gen_file BYTES SEED FILE: the bytes the backend serves at /bytes/BYTES/SEED
 gen_file() { "$B/tests/bin/http_backend" --gen "$1" "$2" >"$3"; }
 

@@ -33,14 +33,6 @@ served() {
   openssl s_client -connect "127.0.0.1:$1" -servername localhost </dev/null 2>/dev/null >"$T/served.pem" || true
   openssl x509 -noout -fingerprint -sha256 -in "$T/served.pem" | cut -d= -f2
 }
-reloaded() {
-  for _ in $(seq 50); do
-    [ "$(grep -cE 'reload: (configuration generation|.*running configuration unchanged)' "$T/tlsoffd.log" || true)" -ge "$1" ] && return
-    sleep 0.1
-  done
-  fail "no reload outcome logged"
-}
-
 conf one
 start_backend "$BP"
 start_tlsoffd "$T/tlsoff.conf" "$FP" --workers 2

@@ -21,14 +21,6 @@ conf() {     # conf CERT [extra lines...]
     echo "frontend add a listen 127.0.0.1:$PA cert $T/$cert.crt key $T/$cert.key backend app"
     for l in "$@"; do echo "$l"; done; } >"$T/tlsoff.conf"
 }
-reloaded() {  # reloaded N: wait for the Nth reload outcome line
-  for _ in $(seq 50); do
-    [ "$(grep -cE 'reload: (configuration generation|.*running configuration unchanged)' "$T/tlsoffd.log" || true)" -ge "$1" ] && return
-    sleep 0.1
-  done
-  fail "no reload outcome logged"
-}
-
 conf one
 start_backend "$BP"
 start_tlsoffd "$T/tlsoff.conf" "$PA" --workers 2

@@ -219,9 +219,9 @@ static bool pump_user(struct conn *c, struct flow *f)
 	SSL *in = ssl_of(c, f->from), *out = ssl_of(c, f->to);
 	struct flow *other = f == &c->up ? &c->down : &c->up;   /* the flow that writes to f->from */
 
-	if (!f->eof && f->len == 0 && !flow_buf_take(f))
-		return fail(c, "out of memory for a relay buffer");
 	if (!f->eof && f->len == 0) {                   /* fill */
+		if (!flow_buf_take(f))
+			return fail(c, "out of memory for a relay buffer");
 		if (in) {
 			/* Never SSL_read while an SSL_write on the same SSL is unfinished: a KeyUpdate read now would
 			 * make OpenSSL write its answer into the pending write's buffer and fail ("bad length",

@@ -61,7 +61,9 @@ tail -n1 "$T/scan.open"
 if $rekey; then
   # KeyUpdate needs the two current traffic secrets of the open TLS 1.3 connection: in locked memory only.
   bad=$(grep -v '^scanned ' "$T/scan.open" | grep -Ev '^(CLIENT|SERVER)_TRAFFIC_SECRET_0 [0-9a-f]+ binary [0-9a-f]+ locked ' || true)
-  [ -z "$bad" ] || { echo "$bad"; fail "secrets beyond the KeyUpdate allowance in tlsoffd's memory while open"; }
+  # On failure, each thread's stack pointer (the 9th field of /proc/TID/syscall): where a stray copy sits
+  # relative to it tells a dead frame from a register save area just below an idle thread's SP.
+  [ -z "$bad" ] || { echo "$bad"; for t in /proc/$PID/task/*; do echo "thread ${t##*/}: $(cat "$t/syscall")"; done; fail "secrets beyond the KeyUpdate allowance in tlsoffd's memory while open"; }
   kept=$(grep -cE '^(CLIENT|SERVER)_TRAFFIC_SECRET_0 .* locked ' "$T/scan.open" || true)
   [ "$kept" = 2 ] || { cat "$T/scan.open"; fail "want the 2 TLS 1.3 traffic secrets once each in the secure heap, found $kept"; }
   log "open: only the 2 TLS 1.3 traffic secrets KeyUpdate needs, in locked memory"

@@ -384,8 +384,8 @@ static void gen_free(struct generation *g)
 }
 
 /* Certificates load here: a bad one fails the whole generation and nothing changes. */
-static struct generation *gen_build(const struct config *cfg, unsigned id, const struct generation *prev,
-				     char *err, size_t errlen)
+static struct generation *gen_build(const struct config *cfg, const struct ktls_caps *caps, unsigned id,
+				     const struct generation *prev, char *err, size_t errlen)
 {
 	struct generation *g = calloc(1, sizeof(*g));
 	if (!g || !(g->backends = calloc(cfg->nbackends ? cfg->nbackends : 1, sizeof(*g->backends))) ||
@@ -421,7 +421,8 @@ static struct generation *gen_build(const struct config *cfg, unsigned id, const
 		}
 		fe->backends = g->backends;
 		fe->nbackends = g->nbackends;
-		if (fe->conf.mode == MODE_TLS && !(fe->tls = tls_frontend_new(&fe->conf, msg, sizeof(msg)))) {
+		bool capture = caps->ulp && fe->conf.datapath != DATAPATH_USERSPACE;   /* cf. conn.c leg_why */
+		if (fe->conf.mode == MODE_TLS && !(fe->tls = tls_frontend_new(&fe->conf, capture, msg, sizeof(msg)))) {
 			char line[24] = "";
 			if (fe->conf.line)
 				snprintf(line, sizeof(line), " (line %u)", fe->conf.line);
@@ -600,7 +601,7 @@ static int apply_generation(struct runtime *rt, struct config *cfg, const char *
 {
 	if (tickets_prepare(cfg->ticket_keys, err, errlen) < 0)
 		return -1;
-	struct generation *g = gen_build(cfg, rt->cur->id + 1, rt->cur, err, errlen);
+	struct generation *g = gen_build(cfg, rt->caps, rt->cur->id + 1, rt->cur, err, errlen);
 	if (!g)
 		return -1;
 	/* Addresses nobody listened on before must be free (see address_free). */
@@ -1050,7 +1051,7 @@ static int runtime_build(struct runtime *rt, const struct config *cfg, const str
 		snprintf(err, errlen, "out of memory");
 		return -1;
 	}
-	if (!(rt->cur = gen_build(cfg, 1, NULL, err, errlen)))
+	if (!(rt->cur = gen_build(cfg, rt->caps, 1, NULL, err, errlen)))
 		return -1;
 	rt->tk = opts->takeover;
 	bool *inherited_fe = calloc(rt->cur->nfrontends + 1, sizeof(*inherited_fe));

@@ -300,7 +300,7 @@ static int hello_cb(SSL *ssl, int *alert, void *arg)
 	return SSL_CLIENT_HELLO_SUCCESS;
 }
 
-static SSL_CTX *new_ctx(const struct frontend_conf *fc, struct tls_frontend *tf)
+static SSL_CTX *new_ctx(const struct frontend_conf *fc, bool capture_keys, struct tls_frontend *tf)
 {
 	SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
 	if (!ctx)
@@ -316,7 +316,7 @@ static SSL_CTX *new_ctx(const struct frontend_conf *fc, struct tls_frontend *tf)
 	SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS | SSL_MODE_ENABLE_PARTIAL_WRITE |
 			      SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER | SSL_MODE_NO_AUTO_CHAIN);
 	if (SSL_CTX_set_cipher_list(ctx, TLS12_CIPHERS) != 1 || SSL_CTX_set_ciphersuites(ctx, TLS13_SUITES) != 1 ||
-	    SSL_CTX_set1_groups_list(ctx, GROUPS) != 1 || ktls_ctx_setup(ctx) != 0) {
+	    SSL_CTX_set1_groups_list(ctx, GROUPS) != 1 || (capture_keys && ktls_ctx_setup(ctx) != 0)) {
 		SSL_CTX_free(ctx);
 		return NULL;
 	}
@@ -339,7 +339,7 @@ static SSL_CTX *new_ctx(const struct frontend_conf *fc, struct tls_frontend *tf)
 	return ctx;
 }
 
-struct tls_frontend *tls_frontend_new(const struct frontend_conf *fc, char *err, size_t errlen)
+struct tls_frontend *tls_frontend_new(const struct frontend_conf *fc, bool capture_keys, char *err, size_t errlen)
 {
 	char ebuf[256];
 	unsigned char sid[32];
@@ -358,7 +358,7 @@ struct tls_frontend *tls_frontend_new(const struct frontend_conf *fc, char *err,
 	for (unsigned i = 0; i < fc->ncerts; i++) {
 		struct cert_entry *ce = &tf->certs[tf->ncerts];
 		const struct cert_conf *cc = &fc->certs[i];
-		if (!(ce->ctx = new_ctx(fc, tf))) {
+		if (!(ce->ctx = new_ctx(fc, capture_keys, tf))) {
 			snprintf(err, errlen, "TLS setup: %s", tls_error_string(ebuf, sizeof(ebuf)));
 			goto fail;
 		}

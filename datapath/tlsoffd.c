@@ -278,7 +278,7 @@ int main(int argc, char **argv)
 	}
 	if (check) {   /* certificates and keys load too: the same code the engine runs */
 		for (unsigned i = 0; i < cfg.nfrontends; i++) {
-			struct tls_frontend *tf = tls_frontend_new(&cfg.frontends[i], err, sizeof(err));
+			struct tls_frontend *tf = tls_frontend_new(&cfg.frontends[i], true, err, sizeof(err));
 			if (!tf) {
 				fprintf(stderr, "tlsoffd: %s:%u: frontend %s: %s\n", file, cfg.frontends[i].line,
 					cfg.frontends[i].name, err);

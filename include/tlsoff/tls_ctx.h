@@ -21,8 +21,11 @@
 
 struct tls_frontend;
 
-/* Load every cert/key of the frontend. Returns NULL with err = "cert FILE: reason" on failure. */
-struct tls_frontend *tls_frontend_new(const struct frontend_conf *fc, char *err, size_t errlen);
+/* Load every cert/key of the frontend. Returns NULL with err = "cert FILE: reason" on failure.
+ * capture_keys: the kernel may take this frontend's connections (kTLS ULP present, datapath not userspace),
+ * so follow record numbers and capture the TLS 1.3 traffic secrets (ktls_ctx_setup). Without it OpenSSL
+ * formats no keylog line (~200 sprintf("%02x") per handshake) and no per-connection state is allocated. */
+struct tls_frontend *tls_frontend_new(const struct frontend_conf *fc, bool capture_keys, char *err, size_t errlen);
 void tls_frontend_free(struct tls_frontend *tf);
 
 /* A new server-side SSL for an accepted socket (non-blocking handshake via SSL_do_handshake). */

@@ -41,7 +41,7 @@ static void setup(void)
 	struct frontend_conf fc = { .ncerts = 1, .tls_min = TLS1_2_VERSION, .nic_offload = NIC_OFFLOAD_PREFER };
 	snprintf(fc.certs[0].chain, sizeof(fc.certs[0].chain), "%s", certpath);
 	snprintf(fc.certs[0].key, sizeof(fc.certs[0].key), "%s", keypath);
-	tf = tls_frontend_new(&fc, err, sizeof(err));
+	tf = tls_frontend_new(&fc, true, err, sizeof(err));
 	ck_assert_msg(tf != NULL, "%s", err);
 }
 

@@ -308,11 +308,11 @@ static SSL_CTX *new_ctx(const struct frontend_conf *fc, bool capture_keys, struc
 	SSL_CTX_set_min_proto_version(ctx, fc->tls_min);
 	/* No compression, no renegotiation, our cipher order; kTLS cannot take compressed records. */
 	SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
-	/* Handshake buffers go back to the allocator once idle: the userspace cost of an offloaded connection. */
-	/* NO_AUTO_CHAIN: send exactly the chain in the cert file. Without it, a file with no intermediates
-	 * makes OpenSSL build a chain from the context's store at every handshake (an X509_STORE_CTX and a
-	 * verification per connection), and that store is the client-CA store of an mTLS frontend: certificates
-	 * the operator never asked to send. nginx and FreeRADIUS set it for the same reasons. */
+	/* RELEASE_BUFFERS: handshake buffers go back to the allocator once idle (the userspace cost of an
+	 * offloaded connection). NO_AUTO_CHAIN: send exactly the chain in the cert file. Without it, a file with
+	 * no intermediates makes OpenSSL build a chain from the context's store at every handshake (an
+	 * X509_STORE_CTX and a verification per connection), and that store is the client-CA store of an mTLS
+	 * frontend: certificates the operator never asked to send. nginx and FreeRADIUS set it too. */
 	SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS | SSL_MODE_ENABLE_PARTIAL_WRITE |
 			      SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER | SSL_MODE_NO_AUTO_CHAIN);
 	if (SSL_CTX_set_cipher_list(ctx, TLS12_CIPHERS) != 1 || SSL_CTX_set_ciphersuites(ctx, TLS13_SUITES) != 1 ||

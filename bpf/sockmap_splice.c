@@ -4,6 +4,8 @@
  * for the socket's life, unlike fds, and unique across network namespaces.
  */
 #include <errno.h>
+#include <pthread.h>
+#include <stdbool.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +18,7 @@
 #include <linux/sockios.h>
 #include <linux/tcp.h>
 #include <bpf/bpf.h>
+#include <bpf/btf.h>
 #include <bpf/libbpf.h>
 
 #include "sockmap_splice.h"
@@ -133,8 +136,52 @@ static int check_socket(struct sockmap_splice_handle *h, int fd)
 	return 0;
 }
 
+/* Does this kernel need the verdict's overlap cut, and can it take it (see verdict() in the .bpf.c)?
+ * Asked of the kernel's own BTF: tcp_read_skb() exists (the verdict gets whole skbs), struct sk_skb_cb
+ * exists (the verdict's cb[] is the start of skb->cb, where tcp_skb_cb lives) and tcp_skb_cb has seq,
+ * end_seq and tcp_flags at bytes 0, 4 and 12. Without BTF: no cut (and the kernel's duplicate stays). */
+static bool member_at(const struct btf *btf, const struct btf_type *t, const char *name, uint32_t bit_off)
+{
+	const struct btf_member *m = btf_members(t);
+
+	for (int i = 0; i < btf_vlen(t); i++, m++)
+		if (!strcmp(btf__name_by_offset(btf, m->name_off), name))
+			return btf_member_bit_offset(t, i) == bit_off;
+	return false;
+}
+
+static bool cut_overlap;
+static pthread_once_t cut_overlap_once = PTHREAD_ONCE_INIT;
+
+static void probe_cut_overlap(void)
+{
+	struct btf *btf = btf__load_vmlinux_btf();
+	bool ok = false;
+	int id;
+
+	if (!btf)
+		return;
+	if (btf__find_by_name_kind(btf, "tcp_read_skb", BTF_KIND_FUNC) > 0 &&
+	    btf__find_by_name_kind(btf, "sk_skb_cb", BTF_KIND_STRUCT) > 0 &&
+	    (id = btf__find_by_name_kind(btf, "tcp_skb_cb", BTF_KIND_STRUCT)) > 0) {
+		const struct btf_type *t = btf__type_by_id(btf, id);
+		ok = member_at(btf, t, "seq", 0) && member_at(btf, t, "end_seq", 32) &&
+		     member_at(btf, t, "tcp_flags", 96);
+	}
+	btf__free(btf);
+	cut_overlap = ok;
+}
+
+bool sockmap_splice_cut_overlap(void)
+{
+	pthread_once(&cut_overlap_once, probe_cut_overlap); /* parsing vmlinux BTF costs ~20 ms: once */
+	return cut_overlap;
+}
+
 struct sockmap_splice_handle *sockmap_splice_open(uint32_t max_socks, char *err, size_t errlen)
 {
+	struct bpf_program *prog;
+	bool cut = sockmap_splice_cut_overlap();
 	struct sockmap_splice_handle *h = calloc(1, sizeof *h);
 	const char *step;
 	int rc;
@@ -155,12 +202,14 @@ struct sockmap_splice_handle *sockmap_splice_open(uint32_t max_socks, char *err,
 		for (size_t i = 0; i < sizeof maps / sizeof maps[0]; i++)
 			bpf_map__set_max_entries(maps[i], max_socks);
 	}
+	bpf_program__set_autoload(cut ? h->skel->progs.splice_verdict_plain : h->skel->progs.splice_verdict, false);
+	prog = cut ? h->skel->progs.splice_verdict : h->skel->progs.splice_verdict_plain;
 	rc = sockmap_splice__load(h->skel);
 	if (rc) {
 		step = "load the BPF maps and stream verdict program (libbpf printed the verifier's reason above)";
 		goto out;
 	}
-	h->prog_fd = bpf_program__fd(h->skel->progs.splice_verdict);
+	h->prog_fd = bpf_program__fd(prog);
 	h->sources_fd = bpf_map__fd(h->skel->maps.splice_sources);
 	h->targets_fd = bpf_map__fd(h->skel->maps.splice_targets);
 	h->peers_fd = bpf_map__fd(h->skel->maps.splice_peers);

@@ -17,6 +17,8 @@ struct splice_bytes {
 	__u64 out;     /* bytes redirected to this socket's egress from its peer (verdict time) */
 	__u64 tx_base; /* written by the loader at pair time: tcpi_bytes_acked + SIOCOUTQ of this socket, so
 	                  "bytes the kernel has really queued for sending since pairing" can be computed */
+	__u32 next_seq;  /* verdict only: TCP sequence number just past the last byte redirected */
+	__u32 seq_known; /* verdict only: next_seq is set (the first skb sets it) */
 };
 
 /* Indexes of the splice_stats array (per-CPU, summed by the loader). */
@@ -26,6 +28,9 @@ enum splice_stat {
 	SPLICE_STAT_NO_PEER,        /* socket with no peer entry (mid-unpair): passed to the socket itself */
 	SPLICE_STAT_REDIRECT_FAIL,  /* peer not in splice_targets: dropped by the kernel */
 	SPLICE_STAT_EMPTY,          /* zero-length skbs (a bare FIN): dropped, never redirected */
+	SPLICE_STAT_OVERLAP_TRIMMED, /* skbs whose head repeated bytes already redirected: head cut off */
+	SPLICE_STAT_OVERLAP_DROPPED, /* skbs holding only bytes already redirected: dropped */
+	SPLICE_STAT_OVERLAP_FAILED,  /* an overlap that could not be cut (bpf_skb_adjust_room failed): dropped */
 	SPLICE_STAT__MAX,
 };
 

@@ -951,7 +951,9 @@ static void probe_sockmap(struct runtime *rt)
 	struct sockmap_splice_handle *h = sockmap_splice_open(4, rt->sockmap_why, sizeof(rt->sockmap_why));
 	rt->sockmap = h != NULL;
 	if (h) {
-		snprintf(rt->sockmap_why, sizeof(rt->sockmap_why), "sockmap stream verdict programs load");
+		snprintf(rt->sockmap_why, sizeof(rt->sockmap_why), "sockmap stream verdict programs load (%s)",
+			 sockmap_splice_cut_overlap() ? "with the retransmission overlap cut"
+						      : "no overlap cut needed: no tcp_read_skb");
 		sockmap_splice_close(h);
 	}
 }

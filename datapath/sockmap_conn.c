@@ -44,6 +44,11 @@ static struct sockmap_splice_handle *handle(struct worker *w, char *why, size_t 
 			log_err("worker %d: cannot load the sockmap program: %s; plain and passthrough connections "
 				"are refused (trying again in %d s)", w->id, why, LOAD_RETRY_MS / 1000);
 			snprintf(w->smap_why, sizeof(w->smap_why), "%.*s", (int)sizeof(w->smap_why) - 1, why);
+		} else {
+			/* Whether this kernel needs and gets the verdict's overlap cut (docs/ebpf.md). */
+			log_info("worker %d: sockmap program loaded; %s", w->id, sockmap_splice_cut_overlap()
+				 ? "it cuts off retransmitted bytes tcp_read_skb() would hand it twice"
+				 : "kernel without tcp_read_skb(), no overlap cut needed");
 		}
 	}
 	if (!w->smap)

@@ -31,6 +31,7 @@
 #ifndef TLSOFF_SOCKMAP_SPLICE_H
 #define TLSOFF_SOCKMAP_SPLICE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -61,6 +62,11 @@ int sockmap_splice_ids(struct sockmap_splice_handle *h, struct sockmap_splice_id
 /* Sum of the per-CPU splice_stats slot idx (enum splice_stat in bpf/sockmap_splice.h: 0 redirected skbs,
  * 1 no cookie, 2 no peer, 3 redirect failed, 4 empty skbs (bare FIN) dropped). */
 int sockmap_splice_stat(struct sockmap_splice_handle *h, unsigned idx, uint64_t *value);
+
+/* Whether this kernel gets the verdict that cuts off retransmitted bytes the kernel would hand it twice
+ * (tcp_read_skb, 6.0 on; checked in the kernel's BTF). docs/KERNEL-NOTES.md, "sockmap and overlapping
+ * retransmissions". */
+bool sockmap_splice_cut_overlap(void);
 
 /* Socket cookie (SO_COOKIE), the key of every map. */
 int sockmap_splice_cookie(int fd, uint64_t *cookie);

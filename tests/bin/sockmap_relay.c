@@ -11,7 +11,8 @@
  * Exits after NCONNS connections have finished. Prints (stdout):
  *   READY prog_id=N sources_id=N targets_id=N bytes_id=N   (kernel ids, for bpftool)
  *   CONN client_port=P backend_port=Q client_in=.. client_out=.. backend_in=.. backend_out=.. end=fin|error
- *   STATS redirected=.. no_cookie=.. no_peer=.. redirect_fail=.. empty=..
+ *   STATS redirected=.. no_cookie=.. no_peer=.. redirect_fail=.. empty=.. overlap_trimmed=.. overlap_dropped=..
+ *         overlap_failed=.. cut=0|1 (whether the verdict cuts retransmitted overlaps on this kernel)
  *   CPU user_us=.. sys_us=..           (getrusage of this process: the relay's own cost)
  */
 #include <arpa/inet.h>
@@ -180,12 +181,14 @@ int main(int argc, char **argv)
 		}
 	}
 
-	uint64_t st[5] = { 0 };
-	for (unsigned i = 0; i < 5; i++)
+	uint64_t st[8] = { 0 };
+	for (unsigned i = 0; i < 8; i++)
 		sockmap_splice_stat(h, i, &st[i]);
-	printf("STATS redirected=%llu no_cookie=%llu no_peer=%llu redirect_fail=%llu empty=%llu\n",
+	printf("STATS redirected=%llu no_cookie=%llu no_peer=%llu redirect_fail=%llu empty=%llu "
+	       "overlap_trimmed=%llu overlap_dropped=%llu overlap_failed=%llu cut=%d\n",
 	       (unsigned long long)st[0], (unsigned long long)st[1], (unsigned long long)st[2],
-	       (unsigned long long)st[3], (unsigned long long)st[4]);
+	       (unsigned long long)st[3], (unsigned long long)st[4], (unsigned long long)st[5],
+	       (unsigned long long)st[6], (unsigned long long)st[7], sockmap_splice_cut_overlap());
 	struct rusage ru;
 	getrusage(RUSAGE_SELF, &ru);
 	printf("CPU user_us=%lld sys_us=%lld\n", (long long)ru.ru_utime.tv_sec * 1000000 + ru.ru_utime.tv_usec,

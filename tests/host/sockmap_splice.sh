@@ -27,7 +27,7 @@ wait_line() {
 # check_run NCLIENTS: sha256 and counters of a finished run (files srv.out, relay.out, cli.*.out)
 check_run() {
   python3 - "$1" <<'PY'
-import glob, re, sys
+import glob, os, re, sys
 n = int(sys.argv[1])
 def kv(line): return dict(re.findall(r'(\w+)=(\S+)', line))
 cli = [kv(l) for f in sorted(glob.glob('cli.*.out')) for l in open(f) if l.startswith('CLIENT')]
@@ -50,12 +50,26 @@ for c in cli:
         if r[k] != v: bad.append(f'client port {c["local_port"]}: relay {k}={r[k]}, expected {v}')
     print(f'# conn {c["local_port"]}: {c["sent"]} B up, {c["recv"]} B down, sha256 equal, counters equal')
 st = kv(next(l for l in open('relay.out') if l.startswith('STATS')))
-for k in ('no_cookie', 'no_peer', 'redirect_fail'):
+want = os.environ.get('WANT_CUT', '')
+if want and st['cut'] != want:
+    bad.append(f"the loader chose the verdict {'with' if st['cut'] == '1' else 'without'} the overlap cut, "
+               f"but tcp_read_skb is {'' if want == '1' else 'not '}in /proc/kallsyms")
+print(f"# verdict: overlap cut {'on' if st['cut'] == '1' else 'off (kernel without tcp_read_skb)'}; "
+      f"retransmitted heads cut off: {st['overlap_trimmed']}, wholly repeated skbs dropped: {st['overlap_dropped']}")
+for k in ('no_cookie', 'no_peer', 'redirect_fail', 'overlap_failed'):
     if st[k] != '0': bad.append(f'verdict stat {k}={st[k]}')
 for b in bad: print('FAIL:', b)
 sys.exit(1 if bad else 0)
 PY
 }
+
+# The verdict must cut retransmitted overlaps exactly where the kernel feeds it through tcp_read_skb()
+# (docs/ebpf.md); /proc/kallsyms says so independently of the loader's BTF check.
+WANT_CUT=""
+if [ -r /proc/kallsyms ]; then
+  if grep -qw tcp_read_skb /proc/kallsyms; then WANT_CUT=1; else WANT_CUT=0; fi
+fi
+export WANT_CUT
 
 # --- 1. 256 MB each way over 4 concurrent connections; look inside while they are held mid-way -------------
 MiB=$((1024 * 1024)) NC=4

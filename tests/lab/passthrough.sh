@@ -5,7 +5,7 @@
 # also OpenSSL: s_client drops what it has not sent yet when its input ends). tlsoffd holds no keys for these
 # connections: no kTLS session is opened (/proc/net/tls_stat), conn show reports ktls none and datapath
 # sockmap. On kTLS kernels the daemon's CPU for the same download through a kTLS + splice frontend is
-# measured beside it and the ratio printed (the sockmap path costs the daemon next to nothing).
+# measured beside it and the ratio printed (not asserted: see the end).
 source "${TLSOFF_ROOT:-$(dirname "$0")/../..}/tests/lib.sh"
 need openssl curl python3
 case "${TLSOFF_LAB_KERNEL:-}" in
@@ -71,6 +71,9 @@ if "$B/tlsoffd" --probe -j | grep -q '"ulp":true'; then
   c2=$(cpu_ticks "$TLSOFFD_PID")
   pt=$((c1 - c0)); sp=$((c2 - c1))
   log "daemon CPU for 2 x 16 MB: passthrough (sockmap) $pt ticks, kTLS + splice $sp ticks (ratio $(python3 -c "print(round($pt / max($sp, 1), 3))"))"
-  [ "$sp" -lt 10 ] || [ $((pt * 2)) -le "$sp" ] || fail "passthrough cost the daemon $pt ticks, more than half of splice's $sp"
+  # Printed, not asserted: a timed threshold is a benchmark's job, and here it measured wrong. In the
+  # one-vCPU TCG guest the loopback TCP work of both legs runs in softirq and is charged to whichever
+  # process is current, often the daemon: the ratio came out 0.45 to 0.52 run to run on 6.1 and latest
+  # with the same build. The host test (tests/host/sockmap_frontends.sh) asserts the daemon's own CPU.
 fi
 log "passthrough: TLS 1.2 and 1.3 to openssl s_server by SNI, both ways intact, no keys in tlsoffd"

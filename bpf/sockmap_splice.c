@@ -178,10 +178,16 @@ bool sockmap_splice_cut_overlap(void)
 	return cut_overlap;
 }
 
+struct bpf_program *sockmap_splice_pick_verdict(struct sockmap_splice *skel)
+{
+	bool cut = sockmap_splice_cut_overlap();
+	bpf_program__set_autoload(cut ? skel->progs.splice_verdict_plain : skel->progs.splice_verdict, false);
+	return cut ? skel->progs.splice_verdict : skel->progs.splice_verdict_plain;
+}
+
 struct sockmap_splice_handle *sockmap_splice_open(uint32_t max_socks, char *err, size_t errlen)
 {
 	struct bpf_program *prog;
-	bool cut = sockmap_splice_cut_overlap();
 	struct sockmap_splice_handle *h = calloc(1, sizeof *h);
 	const char *step;
 	int rc;
@@ -202,8 +208,7 @@ struct sockmap_splice_handle *sockmap_splice_open(uint32_t max_socks, char *err,
 		for (size_t i = 0; i < sizeof maps / sizeof maps[0]; i++)
 			bpf_map__set_max_entries(maps[i], max_socks);
 	}
-	bpf_program__set_autoload(cut ? h->skel->progs.splice_verdict_plain : h->skel->progs.splice_verdict, false);
-	prog = cut ? h->skel->progs.splice_verdict : h->skel->progs.splice_verdict_plain;
+	prog = sockmap_splice_pick_verdict(h->skel);
 	rc = sockmap_splice__load(h->skel);
 	if (rc) {
 		step = "load the BPF maps and stream verdict program (libbpf printed the verifier's reason above)";
@@ -448,4 +453,38 @@ int sockmap_splice_stat(struct sockmap_splice_handle *h, unsigned idx, uint64_t 
 		*value += v[i];
 	free(v);
 	return 0;
+}
+
+static const char *const stat_names[] = {
+	[SPLICE_STAT_REDIRECTED] = "redirected",           [SPLICE_STAT_NO_COOKIE] = "no_cookie",
+	[SPLICE_STAT_NO_PEER] = "no_peer",                 [SPLICE_STAT_REDIRECT_FAIL] = "redirect_fail",
+	[SPLICE_STAT_EMPTY] = "empty",                     [SPLICE_STAT_OVERLAP_TRIMMED] = "overlap_trimmed",
+	[SPLICE_STAT_OVERLAP_DROPPED] = "overlap_dropped", [SPLICE_STAT_OVERLAP_FAILED] = "overlap_failed",
+};
+_Static_assert(sizeof stat_names / sizeof stat_names[0] == SPLICE_STAT__MAX &&
+	       SPLICE_STAT__MAX == SOCKMAP_SPLICE_NSTATS, "a name for every splice_stats slot");
+
+const char *sockmap_splice_stat_name(unsigned idx)
+{
+	return idx < SPLICE_STAT__MAX ? stat_names[idx] : NULL;
+}
+
+int sockmap_splice_stats_read(const struct sockmap_splice_handle *h, uint64_t sum[SOCKMAP_SPLICE_NSTATS])
+{
+	int ncpu = libbpf_num_possible_cpus();
+	if (ncpu <= 0)
+		return ncpu ? ncpu : -EINVAL;
+	uint64_t *v = calloc(ncpu, sizeof *v);
+	if (!v)
+		return -ENOMEM;
+	int rc = 0;
+	for (unsigned idx = 0; idx < SPLICE_STAT__MAX && !rc; idx++) {
+		sum[idx] = 0;
+		if (bpf_map_lookup_elem(h->stats_fd, &idx, v))
+			rc = -errno;
+		for (int i = 0; i < ncpu && !rc; i++)
+			sum[idx] += v[i];
+	}
+	free(v);
+	return rc;
 }

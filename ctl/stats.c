@@ -90,6 +90,7 @@ static int print_status(const struct nlmsghdr *h, struct nlattr **tb, void *arg,
 		json_kv_bool(j, "sockmap", attr_u8(st, TLSOFF_STATUS_SOCKMAP));
 		json_kv_string(j, "steering", attr_str(st, TLSOFF_STATUS_STEERING));
 		json_kv_string(j, "sockmap_why", attr_str(st, TLSOFF_STATUS_SOCKMAP_WHY));
+		json_kv_bool(j, "sockmap_overlap_cut", attr_u8(st, TLSOFF_STATUS_SOCKMAP_CUT));
 		json_key(j, "ciphers");
 		json_begin_array(j);
 	} else {
@@ -123,9 +124,13 @@ static int print_status(const struct nlmsghdr *h, struct nlattr **tb, void *arg,
 		json_end_array(j);
 		json_end_object(j);
 	} else {
+		bool smap = attr_u8(st, TLSOFF_STATUS_SOCKMAP);
+		const char *note = !smap ? attr_str(st, TLSOFF_STATUS_SOCKMAP_WHY)
+				   : attr_u8(st, TLSOFF_STATUS_SOCKMAP_CUT) ? "the verdict cuts retransmitted bytes this "
+									     "kernel hands it twice"
+									   : "";
 		printf("  tls 1.3 rekey: %s\n  bpf sockmap: %s%s%s\nconnection steering: %s\n",
-		       attr_u8(st, TLSOFF_STATUS_REKEY) ? "yes" : "no", attr_u8(st, TLSOFF_STATUS_SOCKMAP) ? "yes" : "no",
-		       attr_u8(st, TLSOFF_STATUS_SOCKMAP) ? "" : " — ", attr_str(st, TLSOFF_STATUS_SOCKMAP_WHY),
+		       attr_u8(st, TLSOFF_STATUS_REKEY) ? "yes" : "no", smap ? "yes" : "no", *note ? " — " : "", note,
 		       attr_str(st, TLSOFF_STATUS_STEERING));
 	}
 	return 0;

@@ -208,7 +208,7 @@ void conn_free(struct conn *c)
 	}
 	for (int s = 0; s < 2; s++)
 		if (c->fd[s] >= 0)
-			close(c->fd[s]);          /* closing removes it from epoll */
+			close_watched(w->epfd, c->fd[s]);
 	struct flow *fl[2] = { &c->up, &c->down };
 	for (int i = 0; i < 2; i++) {
 		relay_flow_buf_release(fl[i]);
@@ -312,7 +312,7 @@ static void connect_failed(struct conn *c, int err, bool timed_out)
 		snprintf(what, sizeof(what), "connect: %s", strerror(err));
 	log_warn("frontend=%s client=%s: backend %s server %s: %s%s", c->fe->conf.name, c->client,
 		 be->conf.name, c->server_text, what, c->attempts < backend_usable(be) ? ", trying the next server" : "");
-	close(c->fd[BACKEND]);
+	close_watched(c->w->epfd, c->fd[BACKEND]);
 	c->fd[BACKEND] = -1;
 	c->rd[BACKEND] = c->wr[BACKEND] = false;
 	atomic_fetch_sub(&be->active[c->server], 1);
@@ -811,7 +811,7 @@ static void linger_start(struct conn *c)
 	if (!c->close_reason)
 		c->close_reason = "done (the client kept talking after our close_notify)";
 	if (c->fd[BACKEND] >= 0) {
-		close(c->fd[BACKEND]);
+		close_watched(c->w->epfd, c->fd[BACKEND]);
 		c->fd[BACKEND] = -1;
 	}
 	c->state = CS_LINGER;

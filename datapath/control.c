@@ -514,6 +514,7 @@ static int do_status(struct request *r)
 		rc |= nla_put_string(m, TLSOFF_STATUS_CONFIG_PATH, st.config_path ? st.config_path : "");
 		rc |= nla_put_string(m, TLSOFF_STATUS_STEERING, st.steering);
 		rc |= nla_put_string(m, TLSOFF_STATUS_SOCKMAP_WHY, st.sockmap ? "" : st.sockmap_why);
+		rc |= nla_put_u8(m, TLSOFF_STATUS_SOCKMAP_CUT, st.sockmap && st.sockmap_cut);
 		nla_nest_end(m, n);
 	}
 	send_part(r->cl, m, rc ? -1 : 0);
@@ -826,7 +827,7 @@ static void client_close(struct control *ctl, struct client *cl)
 			*pp = cl->next;
 			break;
 		}
-	close(cl->fd);
+	close_watched(ctl->epfd, cl->fd);
 	free(cl->in);
 	free(cl->out);
 	free(cl);

@@ -879,6 +879,15 @@ static void metrics_view(struct metrics_view *v, void *arg)
 	v->nic_preferred = C(nic_preferred);
 	v->nic_not_applicable = C(nic_not_applicable);
 #undef C
+	/* The sockmap verdict's counters, summed over the workers that loaded it (a handle, once published,
+	 * lives until the daemon exits). */
+	for (unsigned i = 0; i < rt->nworkers; i++) {
+		const struct sockmap_splice_handle *h = __atomic_load_n(&rt->workers[i].smap, __ATOMIC_ACQUIRE);
+		uint64_t s[SOCKMAP_SPLICE_NSTATS];
+		if (h && sockmap_splice_stats_read(h, s) == 0)
+			for (unsigned k = 0; k < SOCKMAP_SPLICE_NSTATS; k++)
+				v->sockmap_skbs[k] += s[k];
+	}
 	v->workers = rt->nworkers;
 	v->generation = g->id;
 	v->uptime_s = (now_ms() - rt->start_ms) / 1000;
@@ -894,6 +903,7 @@ void engine_status(const struct runtime *rt, struct engine_status *st)
 	st->caps = rt->caps;
 	st->config_path = rt->config_path;
 	st->sockmap = rt->sockmap;
+	st->sockmap_cut = sockmap_splice_cut_overlap();
 	st->sockmap_why = rt->sockmap_why;
 	st->steering = rt->steering[0] ? rt->steering : (rt->steer == STEER_OFF ? "off" : "not used yet");
 }
@@ -950,12 +960,7 @@ static void probe_sockmap(struct runtime *rt)
 {
 	struct sockmap_splice_handle *h = sockmap_splice_open(4, rt->sockmap_why, sizeof(rt->sockmap_why));
 	rt->sockmap = h != NULL;
-	if (h) {
-		snprintf(rt->sockmap_why, sizeof(rt->sockmap_why), "sockmap stream verdict programs load (%s)",
-			 sockmap_splice_cut_overlap() ? "with the retransmission overlap cut"
-						      : "no overlap cut needed: no tcp_read_skb");
-		sockmap_splice_close(h);
-	}
+	sockmap_splice_close(h);
 }
 
 /* Is fd's own address (getsockname) the address a? The configuration's text may name the address
@@ -1211,6 +1216,8 @@ static pid_t upgrade_exec(const struct engine_opts *opts)
 	for (size_t i = 0; i < n; i++)
 		argv[i] = opts->argv[i];
 	argv[n] = take;   /* the last --takeover wins: this one names our control socket */
+	/* The child holds a copy of every descriptor until execv closes them (all are O_CLOEXEC): sockets we
+	 * close meanwhile stay in our epoll sets unless removed first (close_watched, engine.h). */
 	pid_t pid = fork();
 	if (pid == 0) {
 		/* Only async-signal-safe calls between fork and exec: we are a copy of a threaded process. */

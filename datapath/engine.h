@@ -12,7 +12,9 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/epoll.h>
 #include <sys/types.h>
+#include <unistd.h>
 #include <openssl/ssl.h>
 
 #include "tlsoff/config.h"
@@ -20,6 +22,15 @@
 #include "tlsoff/proxy_v2.h"
 #include "tlsoff/sockdiag.h"
 #include "tlsoff/tls_ctx.h"
+
+/* Close a descriptor that is in the epoll set epfd. close() alone removes the registration only when the
+ * socket's last descriptor goes: while a copy lives on — in the child between fork and exec of a SIGUSR2
+ * upgrade, say — epoll goes on reporting events that point at memory we freed. */
+static inline void close_watched(int epfd, int fd)
+{
+	epoll_ctl(epfd, EPOLL_CTL_DEL, fd, NULL);
+	close(fd);
+}
 
 #define RELAY_BUF   (16 * 1024)      /* userspace datapath: one TLS record of plaintext per direction */
 #define PIPE_BYTES  (256 * 1024)     /* splice datapath: pipe size per direction */
@@ -139,7 +150,8 @@ struct worker {
 	uint64_t now_ms;
 	struct ktls_caps *caps;
 	struct nl_sock *diag;                        /* NETLINK_SOCK_DIAG, opened on first use */
-	struct sockmap_splice_handle *smap;          /* plain/passthrough: loaded on first use */
+	struct sockmap_splice_handle *smap;          /* plain/passthrough: loaded on first use (atomic store:
+						      * the main thread reads its counters; kept until exit) */
 	bool smap_failed;
 	uint64_t smap_retry_ms;
 	char smap_why[512];
@@ -254,6 +266,7 @@ struct engine_status {
 	const struct ktls_caps *caps;
 	const char *config_path;
 	bool sockmap;
+	bool sockmap_cut;                            /* the verdict that cuts repeated retransmitted bytes */
 	const char *sockmap_why;
 	const char *steering;                        /* "bpf", "incoming-cpu", "off (why)" */
 };

@@ -281,6 +281,13 @@ void metrics_render(struct mbuf *b, const struct metrics_view *v)
 	family(b, "tlsoff_rekeys_total", "counter", "TLS 1.3 KeyUpdates followed on kTLS sockets");
 	mbuf_printf(b, "tlsoff_rekeys_total %lu\n", v->rekeys);
 
+	family(b, "tlsoff_sockmap_skbs_total", "counter",
+	       "socket buffers the sockmap stream verdict judged (plain and passthrough frontends), by outcome; "
+	       "overlap_*: retransmitted bytes the kernel handed it twice, cut off or dropped (docs/ebpf.md)");
+	for (unsigned i = 0; i < SOCKMAP_SPLICE_NSTATS; i++)
+		mbuf_printf(b, "tlsoff_sockmap_skbs_total{outcome=\"%s\"} %llu\n", sockmap_splice_stat_name(i),
+			    (unsigned long long)v->sockmap_skbs[i]);
+
 	family(b, "tlsoff_connection_errors_total", "counter", "connections that ended in an error, by reason");
 	for (unsigned i = 0; i <= NCLASSES; i++) {
 		const char *label = i < NCLASSES ? error_classes[i].label : "other";

@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #include "tlsoff/config.h"
+#include "tlsoff/sockmap_splice.h"
 
 struct conn;
 
@@ -43,6 +44,7 @@ struct metrics_view {
 	unsigned workers, generation;
 	uint64_t uptime_s;
 	const char *tls_stat_path;                   /* /proc/net/tls_stat (tests may point elsewhere) */
+	uint64_t sockmap_skbs[SOCKMAP_SPLICE_NSTATS];  /* the sockmap verdict's outcomes, all workers */
 };
 
 /* A growing text buffer. */

@@ -144,7 +144,7 @@ static void client_close(struct metrics_http *mh, struct mclient *cl)
 			*p = cl->next;
 			break;
 		}
-	close(cl->fd);   /* closing removes it from epoll */
+	close_watched(mh->epfd, cl->fd);
 	mbuf_free(&cl->out);
 	free(cl);
 	mh->nclients--;

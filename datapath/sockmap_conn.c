@@ -37,7 +37,8 @@
 static struct sockmap_splice_handle *handle(struct worker *w, char *why, size_t len)
 {
 	if (!w->smap && (!w->smap_failed || w->now_ms >= w->smap_retry_ms)) {
-		w->smap = sockmap_splice_open(0, why, len);
+		/* published for the metrics endpoint (main thread), which reads its counters */
+		__atomic_store_n(&w->smap, sockmap_splice_open(0, why, len), __ATOMIC_RELEASE);
 		w->smap_failed = !w->smap;
 		w->smap_retry_ms = w->now_ms + LOAD_RETRY_MS;
 		if (!w->smap) {

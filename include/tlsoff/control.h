@@ -234,6 +234,7 @@ enum tlsoff_status_attr {
 	TLSOFF_STATUS_CONFIG_PATH,       /* string */
 	TLSOFF_STATUS_STEERING,          /* string: how new connections reach workers: bpf, incoming-cpu, off (why) */
 	TLSOFF_STATUS_SOCKMAP_WHY,       /* string: why the sockmap program cannot be loaded ("" when it can) */
+	TLSOFF_STATUS_SOCKMAP_CUT,       /* u8: the verdict cuts off retransmitted bytes the kernel hands it twice */
 	__TLSOFF_STATUS_MAX
 };
 #define TLSOFF_STATUS_MAX (__TLSOFF_STATUS_MAX - 1)

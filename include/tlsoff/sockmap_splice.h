@@ -62,11 +62,22 @@ int sockmap_splice_ids(struct sockmap_splice_handle *h, struct sockmap_splice_id
 /* Sum of the per-CPU splice_stats slot idx (enum splice_stat in bpf/sockmap_splice.h: 0 redirected skbs,
  * 1 no cookie, 2 no peer, 3 redirect failed, 4 empty skbs (bare FIN) dropped). */
 int sockmap_splice_stat(struct sockmap_splice_handle *h, unsigned idx, uint64_t *value);
+/* Every slot at once, into sum[], without touching the handle's error text: safe from another thread than
+ * the handle's user (the metrics endpoint reads the workers' handles). 0 or a negative errno. */
+#define SOCKMAP_SPLICE_NSTATS 8
+int sockmap_splice_stats_read(const struct sockmap_splice_handle *h, uint64_t sum[SOCKMAP_SPLICE_NSTATS]);
+/* The slot's name ("redirected", "overlap_trimmed", ...; NULL past the last): metric labels, test output. */
+const char *sockmap_splice_stat_name(unsigned idx);
 
 /* Whether this kernel gets the verdict that cuts off retransmitted bytes the kernel would hand it twice
  * (tcp_read_skb, 6.0 on; checked in the kernel's BTF). docs/KERNEL-NOTES.md, "sockmap and overlapping
  * retransmissions". */
 bool sockmap_splice_cut_overlap(void);
+/* In a skeleton opened but not loaded yet: turn off the verdict this kernel does not get, return the one
+ * it gets. sockmap_splice_open() does it; so does a tool that loads its own copy of the object. */
+struct sockmap_splice;
+struct bpf_program;
+struct bpf_program *sockmap_splice_pick_verdict(struct sockmap_splice *skel);
 
 /* Socket cookie (SO_COOKIE), the key of every map. */
 int sockmap_splice_cookie(int fd, uint64_t *cookie);

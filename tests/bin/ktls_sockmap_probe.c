@@ -208,12 +208,8 @@ int main(int argc, char **argv)
 	 * would refuse a kTLS socket in user space before the kernel is asked). */
 	struct bpf_program *verdict = NULL;
 	skel = sockmap_splice__open();
-	if (skel) {
-		/* The loader's choice between the two verdicts (sockmap_splice_open does the same). */
-		bool cut = sockmap_splice_cut_overlap();
-		bpf_program__set_autoload(cut ? skel->progs.splice_verdict_plain : skel->progs.splice_verdict, false);
-		verdict = cut ? skel->progs.splice_verdict : skel->progs.splice_verdict_plain;
-	}
+	if (skel)
+		verdict = sockmap_splice_pick_verdict(skel);   /* the loader's choice between the two verdicts */
 	if (!skel || sockmap_splice__load(skel) ||
 	    bpf_prog_attach(bpf_program__fd(verdict), bpf_map__fd(skel->maps.splice_sources),
 			    BPF_SK_SKB_STREAM_VERDICT, 0))

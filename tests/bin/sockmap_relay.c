@@ -181,14 +181,13 @@ int main(int argc, char **argv)
 		}
 	}
 
-	uint64_t st[8] = { 0 };
-	for (unsigned i = 0; i < 8; i++)
-		sockmap_splice_stat(h, i, &st[i]);
-	printf("STATS redirected=%llu no_cookie=%llu no_peer=%llu redirect_fail=%llu empty=%llu "
-	       "overlap_trimmed=%llu overlap_dropped=%llu overlap_failed=%llu cut=%d\n",
-	       (unsigned long long)st[0], (unsigned long long)st[1], (unsigned long long)st[2],
-	       (unsigned long long)st[3], (unsigned long long)st[4], (unsigned long long)st[5],
-	       (unsigned long long)st[6], (unsigned long long)st[7], sockmap_splice_cut_overlap());
+	uint64_t st[SOCKMAP_SPLICE_NSTATS];
+	if (sockmap_splice_stats_read(h, st) < 0)
+		fprintf(stderr, "sockmap_relay: cannot read the verdict's stats\n");
+	printf("STATS");
+	for (unsigned i = 0; i < SOCKMAP_SPLICE_NSTATS; i++)
+		printf(" %s=%llu", sockmap_splice_stat_name(i), (unsigned long long)st[i]);
+	printf(" cut=%d\n", sockmap_splice_cut_overlap());
 	struct rusage ru;
 	getrusage(RUSAGE_SELF, &ru);
 	printf("CPU user_us=%lld sys_us=%lld\n", (long long)ru.ru_utime.tv_sec * 1000000 + ru.ru_utime.tv_usec,

@@ -79,6 +79,12 @@ v=$(metric 'tlsoff_bytes_total{datapath="userspace",direction="in"}')
 [ "$v" -ge 3000000 ] || fail "userspace bytes in: $v, want >= 3000000"
 v=$(metric 'tlsoff_bytes_total{datapath="sockmap",direction="out"}')
 [ "$v" -ge 2000000 ] || fail "sockmap bytes out: $v, want >= 2000000"
+v=$(metric 'tlsoff_sockmap_skbs_total{outcome="redirected"}')
+[ "$v" -ge 2 ] || fail "sockmap verdict: $v skbs redirected for a 2 MB download"
+for o in redirect_fail overlap_failed; do
+  v=$(metric "tlsoff_sockmap_skbs_total{outcome=\"$o\"}")
+  [ "$v" = 0 ] || fail "sockmap verdict: $o is $v"
+done
 v=$(metric 'tlsoff_connections_accepted_total')
 [ "$v" -ge 8 ] || fail "accepted: $v"
 log "counters moved: $(grep -v '^#' "$T/m.txt" | grep -cv ' 0$') non-zero samples"

@@ -91,6 +91,17 @@ rm -f "$T/pt.bin"
 check_upload "https://a.test:$PT" "$T/up.bin" "${RES[@]}"
 expect_log "close frontend=pt .* sni=a.test datapath=sockmap .* out=268[4-9][0-9]{5} "
 ctl -j stats | json 'd["daemon"]["sockmap"] >= 4' | grep -qx true || fail "stats: sockmap connections not counted"
+# status says which verdict carries them: the one that cuts retransmitted bytes handed over twice exactly where
+# the kernel has tcp_read_skb (docs/ebpf.md); /proc/kallsyms says so independently of the loader's BTF check
+if [ -r /proc/kallsyms ]; then
+  want=false; grep -qw tcp_read_skb /proc/kallsyms && want=true
+  got=$(ctl -j status | json 'd["sockmap_overlap_cut"]')
+  [ "$got" = "$want" ] || fail "status: sockmap_overlap_cut is $got; tcp_read_skb in /proc/kallsyms: $want"
+  line=$(ctl status | grep 'bpf sockmap:')
+  [ "$want" = false ] || [[ "$line" == *"yes — the verdict cuts retransmitted bytes"* ]] ||
+    fail "status does not say the verdict cuts repeated bytes: $line"
+  log "status: $line"
+fi
 
 # ---- SNI routing: each name reaches its server (by the certificate it answers with) ----------------------
 fp() { openssl x509 -in "$1" -outform DER | sha256sum | cut -d' ' -f1; }

@@ -32,7 +32,8 @@ static long sample(const struct mbuf *b, const char *key)
 START_TEST(families_have_help_and_type)
 {
 	struct metrics_frontend fe[] = { { "edge", "tls", 3 }, { "raw", "plain", 0 } };
-	struct metrics_view v = { .fe = fe, .nfe = 2, .accepted = 7, .workers = 2, .generation = 4 };
+	struct metrics_view v = { .fe = fe, .nfe = 2, .accepted = 7, .workers = 2, .generation = 4,
+				  .sockmap_skbs = { [0] = 40, [5] = 3 } };
 	struct mbuf b = render(&v);
 	/* every sample's family was announced by a TYPE line before it */
 	char *save = NULL, *text = strdup(b.p);
@@ -58,6 +59,10 @@ START_TEST(families_have_help_and_type)
 	ck_assert_int_eq(sample(&b, "tlsoff_open_connections{frontend=\"raw\",mode=\"plain\"}"), 0);
 	ck_assert_int_eq(sample(&b, "tlsoff_connections_accepted_total"), 7);
 	ck_assert_int_eq(sample(&b, "tlsoff_config_generation"), 4);
+	/* the sockmap verdict's slots under their names (bpf/sockmap_splice.h's order) */
+	ck_assert_int_eq(sample(&b, "tlsoff_sockmap_skbs_total{outcome=\"redirected\"}"), 40);
+	ck_assert_int_eq(sample(&b, "tlsoff_sockmap_skbs_total{outcome=\"overlap_trimmed\"}"), 3);
+	ck_assert_int_eq(sample(&b, "tlsoff_sockmap_skbs_total{outcome=\"overlap_failed\"}"), 0);
 	/* no tls_stat path: the kernel's families are left out, not reported as zero */
 	ck_assert_ptr_null(strstr(b.p, "tlsoff_kernel_tls"));
 	mbuf_free(&b);

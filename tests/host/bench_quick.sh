@@ -5,10 +5,11 @@
 # (tlsoffd, haproxy, nginx, stunnel, hitch) starts from its generated configuration, serves every workload,
 # and the report has a value per terminator and workload plus the tlsoff ÷ best peer row. The numbers of a
 # quick run on a shared machine mean nothing and are not asserted; that a load tool did full handshakes is
-# (tls_load fails on a resumed session), and so is the byte count the backend saw for each upload.
+# (tls_load fails on a resumed session), and so is the byte count the backend saw for each upload. Two
+# rounds, so the interleaving, the medians and the spread table are exercised too.
 source "$(dirname "$0")/../lib.sh"
 need haproxy nginx stunnel hitch bc
-TLSOFF_BUILD=$B "$ROOT/scripts/bench" --quick --out "$T/bench" >"$T/bench.out" 2>&1 || { tail -20 "$T/bench.out"; fail "scripts/bench --quick failed"; }
+TLSOFF_BUILD=$B "$ROOT/scripts/bench" --quick --rounds 2 --out "$T/bench" >"$T/bench.out" 2>&1 || { tail -20 "$T/bench.out"; fail "scripts/bench --quick failed"; }
 tsv=$T/bench/results.tsv
 for t in tlsoff haproxy nginx stunnel hitch; do
   for wm in "down1 cpu_s_per_gib" "down1 mb_per_s" "down8 mb_per_s" "up1 mb_per_s" "up8 mb_per_s" \
@@ -25,6 +26,13 @@ for png in cpu_per_gib handshakes; do
   [ "$(head -c 4 "$T/bench/plots/$png.png" 2>/dev/null | tail -c 3)" = PNG ] || fail "no plot $png.png"
 done
 grep -q $'^tlsoff\tdown1\tmachine_cpu_s_per_gib\t' "$tsv" || fail "no whole-machine CPU figure"
+# results.tsv holds the median of the rounds' figures (results-rounds.tsv): check one against its rounds
+raw=$T/bench/results-rounds.tsv
+[ "$(awk -F'\t' '$1 == "tlsoff" && $2 == "hs" && $3 == "per_s"' "$raw" | wc -l)" = 2 ] || fail "not 2 rounds of hs"
+want=$(awk -F'\t' '$1 == "tlsoff" && $2 == "hs" && $3 == "per_s" { s += $4 } END { print s / 2 }' "$raw")
+got=$(awk -F'\t' '$1 == "tlsoff" && $2 == "hs" && $3 == "per_s" { print $4 }' "$tsv")
+awk -v a="$want" -v b="$got" 'BEGIN { exit !(a - b < 0.01 && b - a < 0.01) }' || fail "hs per_s $got is not the median $want"
+grep -q '^\*\*Run-to-run spread over 2 rounds' "$T/bench/results.md" || fail "no spread table"
 log "$(grep -c . "$tsv") results from 5 terminators"
 
 # --tcp: the sockmap frontends against the peers' TCP modes, in front of a backend that ends TLS itself

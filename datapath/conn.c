@@ -602,6 +602,11 @@ static void datapath_chosen(struct conn *c)
 		SSL_set_read_ahead(c->ssl, 1);
 		if (c->bssl)
 			SSL_set_read_ahead(c->bssl, 1);
+		/* ... and a read buffer of several records, so one read() takes what a RELAY_BUF send() carries
+		 * on (it is allocated at the next read, and released when empty: idle connections keep none). */
+		SSL_set_default_read_buffer_len(c->ssl, RELAY_BUF + 1024);
+		if (c->bssl)
+			SSL_set_default_read_buffer_len(c->bssl, RELAY_BUF + 1024);
 	}
 	log_debug("frontend=%s client=%s: %s %s, datapath %s%s%s%s", c->fe->conf.name, c->client, c->version,
 		  c->cipher, datapath_name(c->datapath), c->datapath_why ? " (" : "",

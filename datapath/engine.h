@@ -32,7 +32,8 @@ static inline void close_watched(int epfd, int fd)
 	close(fd);
 }
 
-#define RELAY_BUF   (16 * 1024)      /* userspace datapath: one TLS record of plaintext per direction */
+#define RELAY_BUF   (64 * 1024)      /* userspace datapath: up to four full TLS records of plaintext per
+				      * direction, so the plain side moves 64 KB per read()/send() */
 #define PIPE_BYTES  (256 * 1024)     /* splice datapath: pipe size per direction */
 
 enum ep_kind { EP_LISTENER, EP_CONN_CLIENT, EP_CONN_BACKEND, EP_WAKE };

@@ -233,6 +233,17 @@ static bool pump_user(struct conn *c, struct flow *f)
 					f->off = 0;
 					f->len = (size_t)r;
 					moved = true;
+					/* More records in OpenSSL's read-ahead buffer: into the same send(). An error
+					 * here is the next read's: it is classified, and the bytes read so far go on. */
+					while (f->len < RELAY_BUF && !f->eof && SSL_has_pending(in)) {
+						r = SSL_read(in, f->buf + f->len, (int)(RELAY_BUF - f->len));
+						if (r <= 0) {
+							if (!ssl_blocked(c, f, r, true))
+								return false;
+							break;
+						}
+						f->len += (size_t)r;
+					}
 				} else if (!ssl_blocked(c, f, r, true)) {
 					return false;
 				} else if (f->eof) {

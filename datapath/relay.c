@@ -3,8 +3,9 @@
  * splice datapath: the client socket has kTLS TX+RX. socket -> pipe -> socket with splice(2): the kernel
  *   decrypts on the way into the pipe and encrypts on the way out; userspace never sees a byte. A non-data
  *   record (alert, KeyUpdate) makes splice fail with EINVAL: fetch it with recvmsg + cmsg and go on.
- * userspace datapath: SSL_read/SSL_write through a one-record buffer (kernels without kTLS, or sessions
- *   the kernel can't take). With a re-encrypted backend both sides are OpenSSL objects (ssl_of).
+ * userspace datapath: SSL_read/SSL_write through a RELAY_BUF (64 KB) buffer (kernels without kTLS, or
+ *   sessions the kernel can't take): every record already read ahead goes into one send(). With a
+ *   re-encrypted backend both sides are OpenSSL objects (ssl_of).
  * Re-encryption on the splice datapath: both sockets have kTLS TX+RX, so the same splice moves plaintext
  *   from one kernel TLS context to the other; non-data records come from either side (control_record).
  * Backpressure: a direction reads only while its buffer/pipe has room, so a slow side stops its peer.

@@ -431,30 +431,6 @@ int sockmap_splice_ids(struct sockmap_splice_handle *h, struct sockmap_splice_id
 	return 0;
 }
 
-int sockmap_splice_stat(struct sockmap_splice_handle *h, unsigned idx, uint64_t *value)
-{
-	int ncpu = libbpf_num_possible_cpus();
-	uint64_t *v;
-
-	if (ncpu <= 0)
-		return fail(h, ncpu, "cannot count possible CPUs: %s", strerror(-ncpu));
-	if (idx >= SPLICE_STAT__MAX)
-		return fail(h, EINVAL, "no such stat %u", idx);
-	v = calloc(ncpu, sizeof *v);
-	if (!v)
-		return fail(h, ENOMEM, "out of memory");
-	if (bpf_map_lookup_elem(h->stats_fd, &idx, v)) {
-		int e = errno;
-		free(v);
-		return fail(h, e, "stats: %s", explain(e));
-	}
-	*value = 0;
-	for (int i = 0; i < ncpu; i++)
-		*value += v[i];
-	free(v);
-	return 0;
-}
-
 static const char *const stat_names[] = {
 	[SPLICE_STAT_REDIRECTED] = "redirected",           [SPLICE_STAT_NO_COOKIE] = "no_cookie",
 	[SPLICE_STAT_NO_PEER] = "no_peer",                 [SPLICE_STAT_REDIRECT_FAIL] = "redirect_fail",

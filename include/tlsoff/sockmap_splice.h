@@ -59,11 +59,9 @@ struct sockmap_splice_ids {
 	uint32_t prog, sources, targets, peers, bytes, stats;
 };
 int sockmap_splice_ids(struct sockmap_splice_handle *h, struct sockmap_splice_ids *ids);
-/* Sum of the per-CPU splice_stats slot idx (enum splice_stat in bpf/sockmap_splice.h: 0 redirected skbs,
- * 1 no cookie, 2 no peer, 3 redirect failed, 4 empty skbs (bare FIN) dropped). */
-int sockmap_splice_stat(struct sockmap_splice_handle *h, unsigned idx, uint64_t *value);
-/* Every slot at once, into sum[], without touching the handle's error text: safe from another thread than
- * the handle's user (the metrics endpoint reads the workers' handles). 0 or a negative errno. */
+/* The per-CPU splice_stats slots (enum splice_stat in bpf/sockmap_splice.h), each summed over the CPUs, into
+ * sum[], without touching the handle's error text: safe from another thread than the handle's user (the
+ * metrics endpoint reads the workers' handles). 0 or a negative errno. */
 #define SOCKMAP_SPLICE_NSTATS 8
 int sockmap_splice_stats_read(const struct sockmap_splice_handle *h, uint64_t sum[SOCKMAP_SPLICE_NSTATS]);
 /* The slot's name ("redirected", "overlap_trimmed", ...; NULL past the last): metric labels, test output. */

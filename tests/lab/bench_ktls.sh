@@ -13,7 +13,7 @@ TLSOFF_BUILD=$B "$ROOT/scripts/bench" --quick --only "tlsoff nginx-ktls stunnel-
   >"$T/bench.out" 2>&1 || { tail -20 "$T/bench.out"; fail "scripts/bench --quick failed in the guest"; }
 tsv=$T/bench/results.tsv
 for t in tlsoff nginx-ktls stunnel-ktls; do
-  v=$(awk -F'\t' -v t="$t" '$1 == t && $2 == "ktls" { print $4 }' "$tsv")
+  v=$(awk -F'\t' -v t="$t" '$1 == t && $2 == "ktls" && $3 == "tx_sessions" { print $4 }' "$tsv")
   [ -n "$v" ] && [ "$v" -gt 0 ] || { cat "$tsv"; fail "$t opened no kTLS session (TlsTxSw delta '$v')"; }
   for m in "down1 mb_per_s" "up8 mb_per_s" "hs per_s" "rr per_s"; do
     set -- $m
@@ -21,5 +21,14 @@ for t in tlsoff nginx-ktls stunnel-ktls; do
     [ -n "$v" ] && awk -v v="$v" 'BEGIN { exit !(v > 0) }' || fail "$t $1 $2 = '$v'"
   done
 done
-grep -q 'non-crypto' "$T/bench/results.md" || fail "no non-crypto table"
+# tlsoffd hands both directions to the kernel: its uploads are deciphered by kTLS RX as well
+v=$(awk -F'\t' '$1 == "tlsoff" && $2 == "ktls" && $3 == "rx_sessions" { print $4 }' "$tsv")
+[ -n "$v" ] && [ "$v" -gt 0 ] || { cat "$tsv"; fail "tlsoff opened no kTLS RX session (TlsRxSw delta '$v')"; }
+# both crypto floors: OpenSSL's (openssl speed) and the kernel's own AES-GCM (kcrypto_speed, AF_ALG)
+for k in aes128gcm kernel_aes128gcm; do
+  v=$(awk -F'\t' -v k="$k" '$1 == "crypto" && $2 == k { print $4 }' "$tsv")
+  [ -n "$v" ] && awk -v v="$v" 'BEGIN { exit !(v > 0) }' || { cat "$tsv"; fail "crypto floor $k = '$v'"; }
+done
+grep -q 'without the crypto floor' "$T/bench/results.md" || fail "no non-crypto table"
+grep -q "without each terminator's own cipher" "$T/bench/results.md" || fail "no own-cipher non-crypto table"
 log "$(grep -c . "$tsv") results; kTLS used by all three"

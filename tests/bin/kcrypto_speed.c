@@ -74,13 +74,17 @@ static double run(int op, int aead, size_t len, long records)
 	unsigned char *in = calloc(1, in_len), *out = malloc(out_len);
 	if (!in || !out)
 		die("malloc");
-	char cbuf[CMSG_SPACE(sizeof(uint32_t)) + CMSG_SPACE(sizeof(struct af_alg_iv) + IV_LEN) +
-		  CMSG_SPACE(sizeof(uint32_t))] = { 0 };
+	union {                                       /* aligned for struct cmsghdr */
+		char buf[CMSG_SPACE(sizeof(uint32_t)) + CMSG_SPACE(sizeof(struct af_alg_iv) + IV_LEN) +
+			 CMSG_SPACE(sizeof(uint32_t))];
+		struct cmsghdr align;
+	} cmsg = { { 0 } };
+	char *cbuf = cmsg.buf;
 	double t0 = cpu_seconds();
 	for (long i = 0; i < records; i++) {
 		struct iovec iov = { in, in_len };
 		struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
-				      .msg_controllen = aead ? sizeof(cbuf) : CMSG_SPACE(sizeof(uint32_t)) };
+				      .msg_controllen = aead ? sizeof(cmsg.buf) : CMSG_SPACE(sizeof(uint32_t)) };
 		struct cmsghdr *c = CMSG_FIRSTHDR(&msg);
 		c->cmsg_level = SOL_ALG, c->cmsg_type = ALG_SET_OP, c->cmsg_len = CMSG_LEN(sizeof(uint32_t));
 		*(uint32_t *)CMSG_DATA(c) = ALG_OP_ENCRYPT;

@@ -6,7 +6,8 @@
 # and the report has a value per terminator and workload plus the tlsoff ÷ best peer row. The numbers of a
 # quick run on a shared machine mean nothing and are not asserted; that a load tool did full handshakes is
 # (tls_load fails on a resumed session), and so is the byte count the backend saw for each upload. Two
-# rounds, so the interleaving, the medians and the spread table are exercised too.
+# rounds, so the interleaving, the medians and the spread table are exercised too. `--workloads` and
+# `--tcp` each get a run of their own.
 source "$(dirname "$0")/../lib.sh"
 need haproxy nginx stunnel hitch bc
 TLSOFF_BUILD=$B "$ROOT/scripts/bench" --quick --rounds 2 --out "$T/bench" >"$T/bench.out" 2>&1 || { tail -20 "$T/bench.out"; fail "scripts/bench --quick failed"; }
@@ -51,3 +52,12 @@ for o in tlsoff-plain tlsoff-passthrough; do
   grep -q "^| \*\*$o ÷ best peer\*\* |" "$T/tcp/results.md" || fail "--tcp: no ratio row for $o"
 done
 log "--tcp: $(grep -c . "$tsv") results from 4 relays"
+
+# --workloads: only the named ones run (and the report copes with the others missing); a bad name is refused
+TLSOFF_BUILD=$B "$ROOT/scripts/bench" --quick --only "tlsoff nginx" --workloads "up1 hs" --out "$T/wl" >"$T/wl.out" 2>&1 || { tail -20 "$T/wl.out"; fail "scripts/bench --workloads failed"; }
+got=$(awk -F'\t' '$1 != "crypto" { print $2 }' "$T/wl/results.tsv" | sort -u | tr '\n' ' ')
+[ "$got" = "hs up1 " ] || fail "--workloads \"up1 hs\" ran: $got"
+grep -q '^| \*\*tlsoff ÷ best peer\*\* |' "$T/wl/results.md" || fail "--workloads: no ratio row"
+if "$ROOT/scripts/bench" --workloads "up1 nosuch" >"$T/bad.out" 2>&1; then fail "an unknown workload was accepted"; fi
+grep -q 'unknown workload nosuch' "$T/bad.out" || fail "no clear error for an unknown workload: $(cat "$T/bad.out")"
+log "--workloads: $got"
